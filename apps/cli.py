@@ -1,0 +1,20 @@
+"""The `kcv` command: one click group; each command module attaches its commands here.
+
+Command modules import only click (and the standard library) at module level, so
+`kcv --help` never imports Keras or TensorFlow.
+"""
+
+import click
+
+from kerascv_suite import __version__
+from kerascv_suite.apps import models_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kcv")
+def main():
+    """kerascv-suite: classic convolutional networks on Keras 3."""
+
+
+for _command in (*models_cmd.COMMANDS,):
+    main.add_command(_command)

@@ -1,0 +1,116 @@
+"""Model registry: one builder per family, variants as data.
+
+Families register their variants with `register_model`; users call `build(name, **overrides)`
+and `list_models(pattern, task)`, in the spirit of timm's `create_model` / `list_models`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+TASKS = ("classification", "detection", "segmentation", "keypoints")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A registered variant.
+
+    Attributes:
+        name: registry name, e.g. `"vgg16"`.
+        builder: the family builder; called as `builder(**{**defaults, **overrides})`.
+        task: one of `TASKS`.
+        defaults: the variant's arguments (the "data" that makes it this variant).
+        paper: citation of the paper the variant follows.
+        num_params: Keras-counted parameters of `build(name)` with its defaults (BN moving
+            statistics and biases count). The registry-wide test builds every model and asserts
+            this number, so `kcv models` can print it without building anything.
+        test_overrides: small overrides (input size, classes) for the fast smoke tests.
+    """
+
+    name: str
+    builder: Callable[..., Any]
+    task: str
+    defaults: Mapping[str, Any]
+    paper: str
+    num_params: int | None = None
+    test_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def build(self, **overrides):
+        return self.builder(**{**self.defaults, **overrides})
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(
+    name: str,
+    builder: Callable[..., Any],
+    *,
+    task: str,
+    paper: str,
+    num_params: int | None = None,
+    test_overrides: Mapping[str, Any] | None = None,
+    **defaults: Any,
+) -> ModelSpec:
+    """Registers a variant of a family builder under `name`.
+
+    Example:
+        >>> register_model("vgg16_small", vgg, task="classification", paper="...",
+        ...                config="D", input_shape=(64, 64, 3))
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}. Received: task={task!r}")
+    if name in _REGISTRY:
+        raise ValueError(f"A model named {name!r} is already registered.")
+    spec = ModelSpec(
+        name=name,
+        builder=builder,
+        task=task,
+        defaults=MappingProxyType(dict(defaults)),
+        paper=paper,
+        num_params=num_params,
+        test_overrides=MappingProxyType(dict(test_overrides or {})),
+    )
+    _REGISTRY[name] = spec
+    return spec
+
+
+def get_spec(name: str) -> ModelSpec:
+    """Returns the `ModelSpec` registered under `name`, with close matches on a miss."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"Unknown model {name!r}.{hint} See `kcv models` or list_models(). "
+            f"Received: name={name!r}"
+        ) from None
+
+
+def build(name: str, **overrides: Any):
+    """Builds the registered model `name`; `overrides` win over the variant's defaults.
+
+    Example:
+        >>> model = build("vgg16", num_classes=10, input_shape=(64, 64, 3))
+    """
+    return get_spec(name).build(**overrides)
+
+
+def list_models(pattern: str | None = None, task: str | None = None) -> list[str]:
+    """Sorted names of registered models, filtered by a glob `pattern` and/or `task`."""
+    if task is not None and task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}. Received: task={task!r}")
+    names = [
+        n
+        for n, spec in _REGISTRY.items()
+        if (pattern is None or fnmatch.fnmatch(n, pattern))
+        and (task is None or spec.task == task)
+    ]
+    return sorted(names)

@@ -1,0 +1,52 @@
+"""Registry-wide tests: every registered model builds, predicts, trains and round-trips."""
+
+import keras
+import pytest
+
+from kerascv_suite import models
+from kerascv_suite.testing import run_model_test
+
+ALL_MODELS = models.list_models()
+
+# Issue 2's classification families, by registry name.
+EXPECTED_CLASSIFIERS = {
+    "lenet5", "lenet5_classic", "alexnet", "alexnet_two_tower", "zfnet",
+    "vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16", "vgg19", "nin", "googlenet",
+    "inception_v2", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+    "se_resnet50", "squeezenet1_0", "squeezenet1_1", "a2_resnet50",
+}
+
+
+def test_registry_has_every_classic_classifier():
+    missing = EXPECTED_CLASSIFIERS - set(models.list_models(task="classification"))
+    assert not missing, f"not registered: {sorted(missing)}"
+
+
+def test_list_models_filters_and_unknown_names():
+    assert models.list_models("vgg1*") == sorted(n for n in ALL_MODELS if n.startswith("vgg1"))
+    with pytest.raises(ValueError, match="Did you mean"):
+        models.build("resnet5")
+    with pytest.raises(ValueError, match="task must be one of"):
+        models.list_models(task="nonsense")
+
+
+def _test_input_shape(spec):
+    return tuple(spec.test_overrides.get("input_shape", spec.defaults.get("input_shape")))
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_model_smoke(name):
+    spec = models.get_spec(name)
+    model = spec.build(**spec.test_overrides)
+    run_model_test(model, (2, *_test_input_shape(spec)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_registered_param_count(name):
+    # `num_params` is what `kcv models` prints; it must equal the model built at its defaults.
+    spec = models.get_spec(name)
+    model = spec.build()
+    assert model.count_params() == spec.num_params
+    keras.backend.clear_session()
