@@ -1,0 +1,1 @@
+"""Datasets that need no download: `load_digits` (real) and `make_shapes` (synthetic)."""
