@@ -1,0 +1,277 @@
+"""Image augmentation on numpy samples with albumentations 2.
+
+An `Augmenter` turns one sample dict into another, keeping boxes, masks and keypoints
+consistent with the image. It is built from an `AugmentConfig` (a plain dataclass, so it
+loads from YAML/CLI) or from a preset name (`"classification"`, `"detection"`,
+`"segmentation"` and their `"_eval"` versions, which only resize).
+
+Sample contract (input and output):
+    image:     uint8 RGB, `(height, width, 3)`.
+    boxes:     float32 `(num_boxes, 4)`, absolute `xyxy` pixels.
+    classes:   int32 `(num_boxes,)`.
+    mask:      uint8 `(height, width)` class ids, 255 = ignore.
+    keypoints: float32 `(num_boxes, num_keypoints, 3)` as `(x, y, visibility)`.
+    label:     int (classification), passed through.
+
+Outputs stay uint8: models own their preprocessing, so no normalization happens here.
+
+Albumentations is imported lazily (on first use), so this module imports in milliseconds and
+loader worker processes pay the import only once they build the pipeline.
+
+Example:
+    >>> aug = build_augmenter("detection", image_size=(320, 320))
+    >>> out = aug(sample, seed=sample_seed(0, epoch=0, index=17))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import numpy as np
+
+# albumentations 2 checks PyPI for a newer version at import time; offline that is a wait
+# for a timeout in every worker process.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+TASKS = ("classification", "detection", "segmentation")
+
+
+@dataclasses.dataclass
+class AugmentConfig:
+    """What to augment and how strongly.
+
+    Args:
+        task: "classification", "detection" or "segmentation". Detection and segmentation
+            carry boxes, masks and keypoints along; classification transforms the image only
+            (plus a mask if the sample has one).
+        image_size: output `(height, width)`, or an int for a square.
+        train: False gives the eval pipeline: a plain resize to `image_size`.
+        scale: area range of `RandomResizedCrop` (Szegedy et al., "Going Deeper with
+            Convolutions", 2015); None resizes the whole image instead of cropping.
+        ratio: aspect-ratio range of the crop.
+        hflip: probability of a horizontal flip.
+        color_jitter: `(brightness, contrast, saturation, hue)` strengths, or None.
+        color_jitter_p: probability of applying the colour jitter.
+        rgb_shift: per-channel shift limit in 0..255 units, or None.
+        rgb_shift_p: probability of the RGB shift.
+        fancy_pca: standard deviation of the "fancy PCA" lighting noise (Krizhevsky et al.,
+            "ImageNet Classification with Deep Convolutional Neural Networks", 2012), or None.
+        fancy_pca_p: probability of fancy PCA.
+        min_visibility: boxes keeping less than this fraction of their area after a crop are
+            dropped (with their class and keypoints).
+        min_area: boxes smaller than this many pixels after augmentation are dropped.
+        keypoint_flip_index: for keypoints with a handedness (left eye / right eye), the
+            permutation of keypoint ids that a horizontal flip applies; None keeps the order.
+    """
+
+    task: str = "classification"
+    image_size: Any = (224, 224)
+    train: bool = True
+    scale: tuple[float, float] | None = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    hflip: float = 0.5
+    color_jitter: tuple[float, float, float, float] | None = (0.4, 0.4, 0.4, 0.0)
+    color_jitter_p: float = 0.8
+    rgb_shift: float | None = None
+    rgb_shift_p: float = 0.5
+    fancy_pca: float | None = 0.1
+    fancy_pca_p: float = 0.5
+    min_visibility: float = 0.3
+    min_area: float = 1.0
+    keypoint_flip_index: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}. Received: task={self.task!r}")
+        size = self.image_size
+        if isinstance(size, int):
+            size = (size, size)
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError(
+                f"image_size must be an int or (height, width). Received: image_size={size!r}"
+            )
+        self.image_size = (int(size[0]), int(size[1]))
+
+
+PRESETS = {
+    "classification": dict(task="classification"),
+    # Aggressive crops lose whole objects, so detection and segmentation crop less.
+    "detection": dict(
+        task="detection",
+        scale=(0.25, 1.0),
+        color_jitter=(0.2, 0.2, 0.2, 0.0),
+        color_jitter_p=0.5,
+    ),
+    "segmentation": dict(
+        task="segmentation",
+        scale=(0.25, 1.0),
+        color_jitter=(0.2, 0.2, 0.2, 0.0),
+        color_jitter_p=0.5,
+    ),
+}
+for _task in TASKS:
+    PRESETS[f"{_task}_eval"] = dict(task=_task, train=False)
+
+
+def preset(name: str, **overrides) -> AugmentConfig:
+    """Returns the `AugmentConfig` of a preset, with `overrides` applied."""
+    if name not in PRESETS:
+        raise ValueError(f"Unknown augmentation preset. Expected one of {sorted(PRESETS)}. "
+                         f"Received: name={name!r}")
+    return AugmentConfig(**{**PRESETS[name], **overrides})
+
+
+def build_augmenter(config: AugmentConfig | dict | str, **overrides) -> "Augmenter":
+    """Builds an `Augmenter` from a config, a config dict or a preset name."""
+    if isinstance(config, str):
+        config = preset(config, **overrides)
+    elif isinstance(config, dict):
+        config = AugmentConfig(**{**config, **overrides})
+    elif overrides:
+        config = dataclasses.replace(config, **overrides)
+    return Augmenter(config)
+
+
+def sample_seed(base_seed: int, epoch: int, index: int) -> int:
+    """A 32-bit seed for one sample, independent of which process augments it."""
+    return int(np.random.SeedSequence([base_seed, epoch, index]).generate_state(1)[0])
+
+
+class Augmenter:
+    """Applies an albumentations pipeline to sample dicts.
+
+    Picklable (only the config travels; each process builds its own pipeline), so it can be
+    handed to loader worker processes.
+
+    Args:
+        config: an `AugmentConfig`.
+    """
+
+    def __init__(self, config: AugmentConfig):
+        self.config = config
+        self._compose = None
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """`(height, width)` of every augmented image."""
+        return self.config.image_size
+
+    def __getstate__(self):
+        return {"config": self.config, "_compose": None}
+
+    def __repr__(self):
+        return f"Augmenter({self.config})"
+
+    def _build(self):
+        import albumentations as A
+
+        cfg = self.config
+        height, width = cfg.image_size
+        transforms = []
+        if cfg.train and cfg.scale is not None:
+            transforms.append(
+                A.RandomResizedCrop(size=(height, width), scale=cfg.scale, ratio=cfg.ratio)
+            )
+        else:
+            transforms.append(A.Resize(height, width))
+        if cfg.train:
+            if cfg.hflip:
+                transforms.append(A.HorizontalFlip(p=cfg.hflip))
+            if cfg.color_jitter is not None:
+                b, c, s, h = cfg.color_jitter
+                transforms.append(
+                    A.ColorJitter(brightness=b, contrast=c, saturation=s, hue=h,
+                                  p=cfg.color_jitter_p)
+                )
+            if cfg.rgb_shift is not None:
+                limit = (-cfg.rgb_shift, cfg.rgb_shift)
+                transforms.append(A.RGBShift(limit, limit, limit, p=cfg.rgb_shift_p))
+            if cfg.fancy_pca is not None:
+                transforms.append(A.FancyPCA(alpha=cfg.fancy_pca, p=cfg.fancy_pca_p))
+        # Every box carries its row id, so keypoints of dropped boxes can be dropped too.
+        bbox_params = A.BboxParams(
+            format="pascal_voc",
+            label_fields=["classes", "box_ids"],
+            min_visibility=cfg.min_visibility,
+            min_area=cfg.min_area,
+            clip=True,
+            filter_invalid_bboxes=True,
+        )
+        # remove_invisible=False keeps the keypoint count fixed; visibility is recomputed.
+        keypoint_params = A.KeypointParams(format="xy", remove_invisible=False)
+        return A.Compose(
+            transforms,
+            bbox_params=bbox_params,
+            keypoint_params=keypoint_params,
+            save_applied_params=cfg.keypoint_flip_index is not None,
+        )
+
+    def __call__(self, sample: dict, seed: int | None = None) -> dict:
+        """Augments one sample.
+
+        Args:
+            sample: a sample dict (see the module docstring).
+            seed: seeds every random choice for this call; None draws from the pipeline's
+                running random state.
+
+        Returns:
+            A new sample dict with the same keys.
+        """
+        if self._compose is None:
+            self._compose = self._build()
+        if seed is not None:
+            self._compose.set_random_seed(seed)
+        image = np.asarray(sample["image"])
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+            raise ValueError(
+                "image must be uint8 RGB (height, width, 3). "
+                f"Received: dtype={image.dtype}, shape={image.shape}"
+            )
+        height, width = image.shape[:2]
+        boxes = np.asarray(sample.get("boxes", np.zeros((0, 4))), np.float32).reshape(-1, 4)
+        classes = np.asarray(sample.get("classes", np.zeros((len(boxes),))), np.int32)
+        inputs = dict(
+            image=image,
+            bboxes=boxes,
+            classes=classes.reshape(-1),
+            box_ids=np.arange(len(boxes)),
+            keypoints=np.zeros((0, 2), np.float32),
+        )
+        if "mask" in sample:
+            inputs["mask"] = np.asarray(sample["mask"], np.uint8)
+        keypoints = None
+        if "keypoints" in sample:
+            keypoints = np.asarray(sample["keypoints"], np.float32)
+            inputs["keypoints"] = keypoints[..., :2].reshape(-1, 2)
+
+        result = self._compose(**inputs)
+
+        out = {k: v for k, v in sample.items() if k not in ("image", "boxes", "classes",
+                                                             "mask", "keypoints")}
+        out["image"] = result["image"]
+        if "mask" in sample:
+            out["mask"] = result["mask"]
+        if "boxes" in sample:
+            out["boxes"] = np.asarray(result["bboxes"], np.float32).reshape(-1, 4)
+        if "classes" in sample:
+            out["classes"] = np.asarray(result["classes"], np.int32).reshape(-1)
+        if keypoints is not None:
+            out["keypoints"] = self._keypoints(keypoints, result, "boxes" in sample)
+        return out
+
+    def _keypoints(self, keypoints, result, has_boxes):
+        out_h, out_w = result["image"].shape[:2]
+        xy = np.asarray(result["keypoints"], np.float32)[:, :2].reshape(keypoints.shape[:-1] + (2,))
+        inside = (xy[..., 0] >= 0) & (xy[..., 0] < out_w) & (xy[..., 1] >= 0) & (xy[..., 1] < out_h)
+        visibility = np.where(inside, keypoints[..., 2], 0).astype(np.float32)
+        kps = np.concatenate([xy, visibility[..., None]], axis=-1)
+        flip_index = self.config.keypoint_flip_index
+        if flip_index is not None:
+            flips = sum(name == "HorizontalFlip" for name, _ in result["applied_transforms"])
+            if flips % 2:
+                kps = kps[:, list(flip_index)]
+        if has_boxes:
+            kps = kps[np.asarray(result["box_ids"], np.int64)]
+        return kps
