@@ -1,0 +1,139 @@
+"""Transfer learning: new head on pretrained weights, freezing specs, unfreezing.
+
+Example:
+    >>> model, transferred = build_finetune_model("resnet50", "models:/cats@champion",
+    ...                                           num_classes=5, input_shape=(96, 96, 3))
+    >>> frozen = apply_freeze(model, "backbone", transferred)
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def _load_source(weights, name, input_shape):
+    """The pretrained model to copy from: a saved model, or a headless build of `name`."""
+    from kerascv_suite.models.registry import build
+    from kerascv_suite.models.resolve import get_model
+    from kerascv_suite.models.weights import is_mlflow_uri
+
+    if is_mlflow_uri(weights) or str(weights).endswith(".keras"):
+        return get_model(weights)
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(
+            "--weights must be a .keras file, a weights file or an MLflow model URI. "
+            f"Received: weights={weights!r}"
+        )
+    # A weights-only file carries no class count; keras.applications' "notop" files load
+    # into the headless builder, which is exactly the backbone we need.
+    try:
+        return build(name, include_top=False, input_shape=input_shape, weights=weights)
+    except ValueError as e:
+        raise ValueError(
+            f"Could not load {weights!r} into a headless {name!r}: {e}. Pass a .keras file or "
+            f"an MLflow model URI to fine-tune from a model with its head. "
+            f"Received: weights={weights!r}"
+        ) from e
+
+
+def transfer_weights(source, target) -> list[str]:
+    """Copies weights layer by layer (matched by name and weight shapes) into `target`.
+
+    Returns:
+        Names of the target layers that received weights. Layers whose shapes differ (the old
+        classifier head) keep their fresh initialization.
+    """
+    source_layers = {layer.name: layer for layer in source.layers}
+    transferred = []
+    for layer in target.layers:
+        twin = source_layers.get(layer.name)
+        if twin is None or not layer.weights:
+            continue
+        values = twin.get_weights()
+        shapes = [tuple(w.shape) for w in layer.weights]
+        if [np.shape(v) for v in values] != shapes:
+            continue
+        layer.set_weights(values)
+        transferred.append(layer.name)
+    return transferred
+
+
+def build_finetune_model(name, weights, num_classes, input_shape, **overrides):
+    """Builds registry model `name` for `num_classes` and loads the backbone from `weights`.
+
+    Args:
+        name: registry name of the architecture.
+        weights: a `.keras` file, an MLflow model URI (`models:/name@alias`) or a weights
+            file loadable into `build(name, include_top=False)`.
+        num_classes: classes of the new dataset (the head is new).
+        input_shape: `(height, width, channels)` of the new dataset.
+
+    Returns:
+        `(model, transferred)`: the new model and the names of the layers that got weights.
+
+    Raises:
+        ValueError: no layer of the source fits the new model.
+    """
+    from kerascv_suite.models.registry import build
+
+    source = _load_source(weights, name, input_shape)
+    model = build(name, num_classes=num_classes, input_shape=input_shape, **overrides)
+    transferred = transfer_weights(source, model)
+    if not transferred:
+        raise ValueError(
+            f"No layer of {weights!r} matches {name!r} by name and shape; is it the same "
+            f"architecture? Received: weights={weights!r}"
+        )
+    return model, transferred
+
+
+def freeze_layer_names(model, spec, transferred=None) -> list[str]:
+    """Names of the layers that `spec` freezes.
+
+    Args:
+        spec: `"backbone"` (every layer that received pretrained weights), an int `N` or a
+            digit string (the first N layers after the input), or `"until:LAYER"` (every
+            layer up to and including LAYER).
+        transferred: the layers that received weights (required for `"backbone"`).
+    """
+    layers = [layer for layer in model.layers if layer.__class__.__name__ != "InputLayer"]
+    names = [layer.name for layer in layers]
+    spec = str(spec)
+    if spec == "backbone":
+        if not transferred:
+            raise ValueError("--freeze backbone needs pretrained --weights. Received: "
+                             f"freeze={spec!r}")
+        return [n for n in names if n in set(transferred)]
+    if spec.startswith("until:"):
+        last = spec.removeprefix("until:")
+        if last not in names:
+            raise ValueError(f"Layer {last!r} is not in model {model.name!r}. "
+                             f"Received: freeze={spec!r}")
+        return names[: names.index(last) + 1]
+    if spec.isdigit():
+        count = int(spec)
+        if count > len(names):
+            raise ValueError(f"Model {model.name!r} has {len(names)} layers. "
+                             f"Received: freeze={spec!r}")
+        return names[:count]
+    raise ValueError(f"freeze must be 'backbone', a number or 'until:LAYER'. Received: "
+                     f"freeze={spec!r}")
+
+
+def apply_freeze(model, spec, transferred=None) -> list[str]:
+    """Sets `trainable=False` on the layers of `spec` (see `freeze_layer_names`).
+
+    Frozen BatchNormalization layers also run in inference mode (Keras 3 semantics), so their
+    statistics stay those of the pretrained model. Recompile after calling this.
+    """
+    frozen = freeze_layer_names(model, spec, transferred)
+    for name in frozen:
+        model.get_layer(name).trainable = False
+    return frozen
+
+
+def unfreeze_all(model):
+    for layer in model.layers:
+        layer.trainable = True

@@ -1,0 +1,236 @@
+"""MLflow tracking of training runs: probe, params, per-epoch metrics, artifacts, models.
+
+The store is MLflow's own default (`sqlite:///mlflow.db` in the working directory) unless
+`MLFLOW_TRACKING_URI` or an explicit `tracking_uri` says otherwise. The store is probed before
+anything is trained, so an unreachable server fails in seconds, not after an hour of training.
+
+Registered models are only ever added to: a new version per registration, and an alias moved
+onto it. Nothing here deletes or overwrites a model version.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from urllib.parse import urlparse
+
+# MLflow's HTTP client retries with backoff for minutes by default; a dead server should fail
+# fast. Set before mlflow reads them (it reads the environment at request time).
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+
+from kerascv_suite.training.errors import TrackingUnavailable
+
+MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
+
+
+def resolve_tracking_uri(tracking_uri=None):
+    """The URI the run will use: the argument, `MLFLOW_TRACKING_URI`, or MLflow's default."""
+    import mlflow
+
+    if tracking_uri:
+        return tracking_uri
+    return mlflow.get_tracking_uri()
+
+
+def probe_store(tracking_uri=None, timeout=5.0):
+    """Raises `TrackingUnavailable` unless the store answers a cheap query.
+
+    For http(s) servers a TCP connect with `timeout` comes first, so a closed port fails
+    immediately with a clear message instead of inside MLflow's retry loop.
+    """
+    from mlflow.tracking import MlflowClient
+
+    uri = resolve_tracking_uri(tracking_uri)
+    parsed = urlparse(uri)
+    hint = "Start the server, or point --tracking-uri / MLFLOW_TRACKING_URI at a reachable store."
+    if parsed.scheme in ("http", "https"):
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        try:
+            with socket.create_connection((parsed.hostname, port), timeout=timeout):
+                pass
+        except OSError as e:
+            raise TrackingUnavailable(
+                f"MLflow tracking server {uri} is unreachable ({e}); nothing was trained. {hint}"
+            ) from None
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as e:  # noqa: BLE001  (any store failure means: do not train)
+        raise TrackingUnavailable(
+            f"MLflow tracking store {uri} does not answer ({type(e).__name__}: {e}); "
+            f"nothing was trained. {hint}"
+        ) from None
+    return uri
+
+
+def flatten(config: dict, prefix="") -> dict:
+    """Nested dicts -> `{"a.b": value}` with values as MLflow-safe strings."""
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = str(value)[:MAX_PARAM_LENGTH]
+    return flat
+
+
+def system_info() -> dict:
+    """Backend, library versions, host and devices of this process."""
+    import keras
+
+    info = {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "cpu_count": str(os.cpu_count()),
+    }
+    for module in ("tensorflow", "jax", "torch", "mlflow", "numpy"):
+        try:
+            info[module] = __import__(module).__version__
+        except ImportError:
+            continue
+    info["device"] = _device_description(info["backend"])
+    return info
+
+
+def _device_description(backend):
+    try:
+        if backend == "jax":
+            import jax
+
+            return ", ".join(str(d) for d in jax.devices())
+        if backend == "torch":
+            import torch
+
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return ", ".join(d.name for d in gpus) if gpus else "cpu"
+    except Exception as e:  # noqa: BLE001  (a description only; never fail a run over it)
+        return f"unknown ({type(e).__name__})"
+
+
+def _pip_requirements():
+    """Keras and its backend's package, pinned (MLflow's own inference loads the model in a
+    subprocess, which is slow and fails on models with custom layers)."""
+    import keras
+
+    backend = keras.backend.backend()
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
+    requirements = [f"keras=={keras.__version__}"]
+    if module:
+        requirements.append(f"{module}=={__import__(module).__version__.split('+')[0]}")
+    return requirements
+
+
+class Tracker:
+    """One MLflow run of a training job (new or resumed).
+
+    Args:
+        tracking_uri: store URI, or None for `MLFLOW_TRACKING_URI` / MLflow's default.
+        experiment: experiment name (created if missing).
+    """
+
+    def __init__(self, tracking_uri=None, experiment="kcv-train"):
+        self.tracking_uri = probe_store(tracking_uri)
+        self.experiment = experiment
+        self.run_id = None
+
+    def start(self, run_id=None, run_name=None, tags=None):
+        """Starts a new run, or continues `run_id` (a resumed training run)."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_experiment(self.experiment)
+        if mlflow.active_run() is not None:
+            mlflow.end_run()
+        run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, tags=tags)
+        self.run_id = run.info.run_id
+        return self.run_id
+
+    def log_params(self, config: dict):
+        import mlflow
+
+        items = list(flatten(config).items())
+        for i in range(0, len(items), 100):  # MLflow's batch limit is 100 params
+            mlflow.log_params(dict(items[i:i + 100]))
+
+    def log_system_info(self):
+        import mlflow
+
+        mlflow.set_tags({f"system.{k}": v for k, v in system_info().items()})
+
+    def log_epoch(self, row: dict):
+        """Logs one finished epoch's metrics with `step = epoch`."""
+        import mlflow
+
+        step = int(row["epoch"])
+        metrics = {k: float(v) for k, v in row.items() if k != "epoch"}
+        mlflow.log_metrics(metrics, step=step)
+
+    def log_missing_epochs(self, history: list[dict]):
+        """Logs the epochs of `history` that the store lacks (a kill between the checkpoint
+        and the MLflow call loses nothing; no epoch is logged twice)."""
+        from mlflow.tracking import MlflowClient
+
+        if not history:
+            return
+        client = MlflowClient(tracking_uri=self.tracking_uri)
+        key = next(k for k in history[-1] if k != "epoch")
+        logged = {m.step for m in client.get_metric_history(self.run_id, key)}
+        for row in history:
+            if int(row["epoch"]) not in logged:
+                self.log_epoch(row)
+
+    def log_metrics(self, metrics: dict, step=None):
+        import mlflow
+
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def log_artifact(self, path, artifact_path=None):
+        import mlflow
+
+        mlflow.log_artifact(os.fspath(path), artifact_path=artifact_path)
+
+    def log_model(self, model, sample_images, sample_outputs):
+        """Logs `model` in Keras format with a signature inferred from a sample batch.
+
+        Returns:
+            The logged model's URI (`models:/m-...`).
+        """
+        import mlflow.keras
+        from mlflow.models import infer_signature
+
+        # A signature, not an input_example: mlflow.keras.log_model with input_example
+        # crashes in MLflow 3 (it writes the example before the model folder exists).
+        signature = infer_signature(sample_images, sample_outputs)
+        info = mlflow.keras.log_model(model, name="model", signature=signature,
+                                      pip_requirements=_pip_requirements())
+        return info.model_uri
+
+    def register(self, model_uri, name, alias=None):
+        """Registers `model_uri` as a new version of `name` and points `alias` at it.
+
+        Returns:
+            The new version number (a string).
+        """
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        version = mlflow.register_model(model_uri, name).version
+        if alias:
+            MlflowClient(tracking_uri=self.tracking_uri).set_registered_model_alias(
+                name, alias, version
+            )
+        return str(version)
+
+    def end(self, status="FINISHED"):
+        import mlflow
+
+        if mlflow.active_run() is not None:
+            mlflow.end_run(status=status)
