@@ -1,0 +1,492 @@
+"""Batches of augmented samples built by worker processes and fed to `tf.data`.
+
+Python augmentation is GIL-bound: albumentations inside `tf.data.map(num_parallel_calls=...)`
+runs at about half the speed of a plain loop on two cores. `DataLoader` therefore decodes,
+augments and collates whole batches in worker *processes* and hands finished numpy batches
+to `tf.data.Dataset.from_generator`, which feeds `model.fit` under every Keras backend.
+
+Guarantees:
+    * Deterministic: the batch with index `b` of epoch `e` depends only on `(seed, e, b)`.
+      Work is assigned by batch index and results are reordered, so worker timing never
+      changes the output; `num_workers=0` (in-process, for debugging) gives the same batches.
+    * Fault tolerant: a sample whose `dataset[i]` or augmentation raises is skipped and its
+      reason (the exception type) counted in `stats()`; the batch comes out smaller.
+    * Clean shutdown: workers are started with "spawn" (TensorFlow, JAX and torch are not
+      fork-safe), ignore SIGINT, exit when the parent dies (SIGTERM/SIGKILL included), and are
+      stopped by `close()`, the context manager, garbage collection or interpreter exit.
+
+This module and its worker code import only numpy (plus cv2/albumentations through the
+augmenter); TensorFlow is imported only by `as_tf_dataset`.
+
+Example:
+    >>> loader = DataLoader(dataset, batch_size=32, augment=build_augmenter("detection"),
+    ...                     keys=("images", "boxes", "classes"), max_boxes=50, seed=0)
+    >>> ds = loader.as_tf_dataset(x="images", y=("boxes", "classes"))
+    >>> model.fit(ds, epochs=10)   # each pass over `ds` is a new, reshuffled epoch
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import multiprocessing
+import os
+import pickle
+import queue
+import signal
+import sys
+import traceback
+import weakref
+
+import numpy as np
+
+from kerascv_suite.data.augment import sample_seed
+
+logger = logging.getLogger(__name__)
+
+# Batch key -> sample key.
+SAMPLE_KEYS = {
+    "images": "image",
+    "labels": "label",
+    "boxes": "boxes",
+    "classes": "classes",
+    "masks": "mask",
+    "keypoints": "keypoints",
+}
+TASK_KEYS = {
+    "classification": ("images", "labels"),
+    "detection": ("images", "boxes", "classes"),
+    "segmentation": ("images", "masks"),
+}
+_MAX_LOGGED_SKIPS = 10
+
+
+def collate(samples: list[dict], keys, max_boxes: int = 100) -> tuple[dict, int]:
+    """Stacks sample dicts into a batch dict.
+
+    Boxes, classes and keypoints are padded to `max_boxes` rows (zero boxes, class id -1,
+    zero keypoints) and truncated beyond it.
+
+    Args:
+        samples: sample dicts with equal image sizes.
+        keys: batch keys to produce (see `SAMPLE_KEYS`).
+        max_boxes: rows of the padded box tensors.
+
+    Returns:
+        `(batch, num_truncated)`: arrays `images (batch, height, width, 3)` uint8,
+        `labels (batch,)` int32, `boxes (batch, max_boxes, 4)` float32,
+        `classes (batch, max_boxes)` int32, `masks (batch, height, width)` uint8,
+        `keypoints (batch, max_boxes, num_keypoints, 3)` float32; and the number of samples
+        that had more than `max_boxes` boxes.
+    """
+    batch = {}
+    truncated = 0
+    for key in keys:
+        values = [s[SAMPLE_KEYS[key]] for s in samples]
+        if key == "images":
+            batch[key] = np.stack(values).astype(np.uint8, copy=False)
+        elif key == "masks":
+            batch[key] = np.stack(values).astype(np.uint8, copy=False)
+        elif key == "labels":
+            batch[key] = np.asarray(values, np.int32)
+        elif key in ("boxes", "classes", "keypoints"):
+            fill = -1 if key == "classes" else 0
+            tail = np.asarray(values[0]).shape[1:] if key == "keypoints" else ()
+            tail = (4,) if key == "boxes" else tail
+            dtype = np.int32 if key == "classes" else np.float32
+            out = np.full((len(values), max_boxes) + tail, fill, dtype)
+            for row, value in enumerate(values):
+                value = np.asarray(value, dtype).reshape((-1,) + tail)
+                if key == "boxes" and len(value) > max_boxes:
+                    truncated += 1
+                out[row, : min(len(value), max_boxes)] = value[:max_boxes]
+            batch[key] = out
+        else:
+            raise ValueError(f"Unknown batch key. Expected one of {list(SAMPLE_KEYS)}. "
+                             f"Received: key={key!r}")
+    return batch, truncated
+
+
+def load_batch(dataset, augment, indices, epoch, seed, keys, max_boxes):
+    """Reads, augments and collates one batch; bad samples are skipped, not raised.
+
+    Returns:
+        `(batch or None, skipped, num_truncated)` where `skipped` lists
+        `(index, reason, message)` per skipped sample; the reason is the exception type,
+        plus its `reason` attribute where it has one (`BadImageError`).
+    """
+    samples, skipped = [], []
+    for index in indices:
+        index = int(index)
+        try:
+            sample = dataset[index]
+            if augment is not None:
+                sample = augment(sample, seed=sample_seed(seed, epoch, index))
+            for key in keys:
+                if SAMPLE_KEYS[key] not in sample:
+                    raise KeyError(f"sample has no {SAMPLE_KEYS[key]!r} (needed for {key!r})")
+        except Exception as error:  # noqa: BLE001 - one bad file must not end the epoch
+            # Data errors carry a short `reason` shared by all files with the same problem.
+            reason = type(error).__name__
+            if isinstance(getattr(error, "reason", None), str):
+                reason = f"{reason}: {error.reason}"
+            skipped.append((index, reason, str(error)[:200]))
+            continue
+        samples.append(sample)
+    if not samples:
+        return None, skipped, 0
+    batch, truncated = collate(samples, keys, max_boxes)
+    return batch, skipped, truncated
+
+
+def _worker_main(payload, blocked_imports, tasks, results, generation, parent_pid):
+    # Ctrl-C reaches the whole process group; the parent alone decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in blocked_imports:
+        # albumentations imports torch when it can (0.8 s and hundreds of MB per worker)
+        # although numpy pipelines never use it.
+        sys.modules.setdefault(name, None)
+    results.cancel_join_thread()
+    try:
+        try:
+            import cv2
+
+            # Worker processes are the parallelism; cv2's own threads would oversubscribe.
+            cv2.setNumThreads(1)
+        except ImportError:
+            pass
+        dataset, augment, keys, max_boxes, seed = pickle.loads(payload)
+    except BaseException:
+        results.put(("error", None, traceback.format_exc()))
+        return
+    while True:
+        if os.getppid() != parent_pid:
+            return
+        try:
+            task = tasks.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        if task is None:
+            return
+        gen, epoch, batch_index, indices = task
+        if gen != generation.value:
+            continue
+        try:
+            result = load_batch(dataset, augment, indices, epoch, seed, keys, max_boxes)
+            results.put(("ok", (gen, batch_index), result))
+        except Exception:  # noqa: BLE001 - reported to, and raised by, the parent
+            results.put(("error", (gen, batch_index), traceback.format_exc()))
+
+
+def _stop_workers(processes, tasks, results, generation):
+    generation.value += 1
+    for _ in processes:
+        try:
+            tasks.put_nowait(None)
+        except Exception:  # noqa: BLE001 - the queue may already be broken
+            pass
+    for process in processes:
+        process.join(timeout=2.0)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=2.0)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    for q in (tasks, results):
+        q.cancel_join_thread()
+        q.close()
+
+
+class _WorkerPool:
+    def __init__(self, num_workers, payload, blocked_imports, start_method):
+        ctx = multiprocessing.get_context(start_method)
+        self.tasks = ctx.Queue()
+        self.results = ctx.Queue()
+        self.generation = ctx.Value("q", 0, lock=False)
+        self.processes = [
+            ctx.Process(
+                target=_worker_main,
+                args=(payload, tuple(blocked_imports), self.tasks, self.results,
+                      self.generation, os.getpid()),
+                name=f"kcv-loader-{i}",
+                daemon=True,
+            )
+            for i in range(num_workers)
+        ]
+        for process in self.processes:
+            process.start()
+        self._finalizer = weakref.finalize(
+            self, _stop_workers, self.processes, self.tasks, self.results, self.generation
+        )
+
+    @property
+    def pids(self):
+        return [p.pid for p in self.processes]
+
+    def new_generation(self):
+        """Invalidates every queued task; returns the new generation id."""
+        self.generation.value += 1
+        return self.generation.value
+
+    def get(self):
+        while True:
+            try:
+                return self.results.get(timeout=1.0)
+            except queue.Empty:
+                dead = [p for p in self.processes if p.exitcode is not None]
+                if dead:
+                    raise RuntimeError(
+                        f"Loader worker {dead[0].name} (pid {dead[0].pid}) exited with code "
+                        f"{dead[0].exitcode}."
+                    ) from None
+
+    def close(self):
+        self._finalizer()
+
+
+class DataLoader:
+    """Iterates augmented, collated batches of a random-access dataset.
+
+    Args:
+        dataset: any object with `len(dataset)` and `dataset[i] -> sample dict`; must be
+            picklable when `num_workers > 0` (it is sent to each worker once).
+        batch_size: samples per batch (before skipped samples are removed).
+        augment: `callable(sample, seed=int) -> sample`, e.g. an `Augmenter`; None passes
+            samples through (their images must then share one size).
+        keys: batch keys to produce; defaults to the task's (`TASK_KEYS`), the task coming
+            from `augment.config.task` or "classification".
+        shuffle: reshuffle every epoch with a permutation seeded by `(seed, epoch)`.
+        seed: base seed of shuffling and of the per-sample augmentation seeds.
+        drop_remainder: drop the last, incomplete batch of an epoch.
+        max_boxes: rows of padded `boxes`/`classes`/`keypoints`.
+        num_workers: worker processes; None uses every available core; 0 works in-process.
+        prefetch: batches in flight ahead of the consumer; defaults to `2 * num_workers`.
+        persistent_workers: keep workers between epochs (they start once, in seconds); if
+            False they stop when an epoch's iterator ends or is dropped.
+        image_size: `(height, width)` of output images for `as_tf_dataset`; defaults to
+            `augment.output_size`, else read from the first sample.
+        num_keypoints: keypoints per object for `as_tf_dataset`; defaults to the first
+            sample's.
+        start_method: "spawn" or "forkserver" ("fork" is unsafe with TF/JAX/torch loaded).
+        worker_blocked_imports: modules a worker makes unimportable before it unpickles the
+            dataset, to keep its start-up light.
+    """
+
+    def __init__(self, dataset, batch_size, *, augment=None, keys=None, shuffle=True, seed=0,
+                 drop_remainder=False, max_boxes=100, num_workers=None, prefetch=None,
+                 persistent_workers=True, image_size=None, num_keypoints=None,
+                 start_method="spawn", worker_blocked_imports=("torch",)):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
+        if keys is None:
+            task = getattr(getattr(augment, "config", None), "task", "classification")
+            keys = TASK_KEYS[task]
+        unknown = [k for k in keys if k not in SAMPLE_KEYS]
+        if unknown:
+            raise ValueError(f"Unknown batch keys {unknown}. Expected keys from "
+                             f"{list(SAMPLE_KEYS)}. Received: keys={keys!r}")
+        if num_workers is None:
+            num_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+                else os.cpu_count() or 1
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.augment = augment
+        self.keys = tuple(keys)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.drop_remainder = drop_remainder
+        self.max_boxes = int(max_boxes)
+        self.num_workers = int(num_workers)
+        self.prefetch = int(prefetch or 2 * max(self.num_workers, 1))
+        self.persistent_workers = persistent_workers
+        self.image_size = image_size
+        self.num_keypoints = num_keypoints
+        self.start_method = start_method
+        self.worker_blocked_imports = tuple(worker_blocked_imports)
+        self.epoch = 0
+        self._pool = None
+        self._skipped = collections.Counter()
+        self._num_truncated = 0
+        self._num_samples = 0
+
+    # === Epochs ===
+    def __len__(self):
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_remainder else -(-n // self.batch_size)
+
+    def set_epoch(self, epoch: int):
+        """Sets the epoch the next iteration produces."""
+        self.epoch = int(epoch)
+
+    def batch_indices(self, epoch: int) -> list[np.ndarray]:
+        """Dataset indices of every batch of `epoch`."""
+        n = len(self.dataset)
+        order = (np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle
+                 else np.arange(n))
+        return [order[i : i + self.batch_size] for i in range(0, len(self) * self.batch_size,
+                                                               self.batch_size)]
+
+    def __iter__(self):
+        """Iterates the current epoch, then advances `epoch` for the next iteration."""
+        epoch = self.epoch
+        self.epoch += 1
+        return self.iter_epoch(epoch)
+
+    def iter_epoch(self, epoch: int):
+        """Yields the batch dicts of `epoch`, in order."""
+        batches = self.batch_indices(epoch)
+        if self.num_workers == 0:
+            for indices in batches:
+                result = load_batch(self.dataset, self.augment, indices, epoch, self.seed,
+                                    self.keys, self.max_boxes)
+                batch = self._record(result)
+                if batch is not None:
+                    yield batch
+            return
+        pool = self._start()
+        gen = pool.new_generation()
+        submitted = consumed = 0
+        done = {}
+        try:
+            while consumed < len(batches):
+                while submitted < len(batches) and submitted - consumed < self.prefetch:
+                    pool.tasks.put((gen, epoch, submitted, batches[submitted]))
+                    submitted += 1
+                while consumed not in done:
+                    kind, key, payload = pool.get()
+                    if kind == "error":
+                        raise RuntimeError(f"A loader worker failed:\n{payload}")
+                    if key[0] == gen:
+                        done[key[1]] = payload
+                batch = self._record(done.pop(consumed))
+                consumed += 1
+                if batch is not None:
+                    yield batch
+        finally:
+            if self._pool is not None:
+                if self.persistent_workers:
+                    self._pool.new_generation()
+                else:
+                    self.close()
+
+    def _record(self, result):
+        batch, skipped, truncated = result
+        self._num_truncated += truncated
+        self._num_samples += 0 if batch is None else len(batch[self.keys[0]])
+        for index, reason, message in skipped:
+            if sum(self._skipped.values()) < _MAX_LOGGED_SKIPS:
+                logger.warning("Skipped sample %d: %s: %s", index, reason, message)
+            self._skipped[reason] += 1
+        return batch
+
+    def stats(self) -> dict:
+        """Counts since construction: samples delivered, skipped samples by exception type,
+        and samples whose boxes were truncated to `max_boxes`."""
+        return {
+            "samples": self._num_samples,
+            "skipped": dict(self._skipped),
+            "truncated_boxes": self._num_truncated,
+        }
+
+    # === Workers ===
+    def _start(self):
+        if self._pool is None:
+            try:
+                payload = pickle.dumps(
+                    (self.dataset, self.augment, self.keys, self.max_boxes, self.seed)
+                )
+            except Exception as error:
+                raise TypeError(
+                    "dataset and augment must be picklable to reach worker processes; "
+                    f"use num_workers=0 otherwise. Received: {error}"
+                ) from error
+            self._pool = _WorkerPool(self.num_workers, payload, self.worker_blocked_imports,
+                                     self.start_method)
+        return self._pool
+
+    def start_workers(self) -> list[int]:
+        """Starts the workers now rather than on first iteration; returns their pids."""
+        return self._start().pids if self.num_workers else []
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the running workers (empty when none run)."""
+        return [] if self._pool is None else self._pool.pids
+
+    def close(self):
+        """Stops the worker processes; a later iteration starts new ones."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    # === tf.data ===
+    def element_spec(self) -> dict:
+        """`{key: (shape, numpy dtype)}` of a batch, with `None` as the batch dimension."""
+        height, width = self._image_size()
+        shapes = {
+            "images": ((None, height, width, 3), np.uint8),
+            "labels": ((None,), np.int32),
+            "boxes": ((None, self.max_boxes, 4), np.float32),
+            "classes": ((None, self.max_boxes), np.int32),
+            "masks": ((None, height, width), np.uint8),
+        }
+        if "keypoints" in self.keys:
+            shapes["keypoints"] = ((None, self.max_boxes, self._num_keypoints(), 3), np.float32)
+        return {key: shapes[key] for key in self.keys}
+
+    def as_tf_dataset(self, x=None, y=None):
+        """A `tf.data.Dataset` of this loader's batches; each pass is the next epoch.
+
+        Args:
+            x: None yields batch dicts; a key yields `(batch[x], targets)` tuples.
+            y: with `x`, a key (`batch[y]`) or a tuple of keys (a dict of those).
+
+        Returns:
+            A `tf.data.Dataset`, usable by `model.fit` under every Keras backend.
+        """
+        import tensorflow as tf
+
+        signature = {
+            key: tf.TensorSpec(shape, tf.as_dtype(dtype), name=key)
+            for key, (shape, dtype) in self.element_spec().items()
+        }
+        ds = tf.data.Dataset.from_generator(lambda: iter(self), output_signature=signature)
+        if x is not None:
+            if isinstance(y, str):
+                ds = ds.map(lambda b: (b[x], b[y]))
+            else:
+                ds = ds.map(lambda b: (b[x], {k: b[k] for k in y}))
+        return ds.prefetch(2)
+
+    def _first_sample(self):
+        for index in range(min(len(self.dataset), 16)):
+            try:
+                sample = self.dataset[index]
+                if self.augment is not None:
+                    sample = self.augment(sample, seed=0)
+                return sample
+            except Exception:  # noqa: BLE001 - bad samples are skipped everywhere
+                continue
+        raise ValueError("Could not read any of the first 16 samples to infer batch shapes; "
+                         "pass image_size= and num_keypoints=.")
+
+    def _image_size(self):
+        if self.image_size is not None:
+            size = self.image_size
+            return (size, size) if isinstance(size, int) else tuple(size)
+        if hasattr(self.augment, "output_size"):
+            return tuple(self.augment.output_size)
+        return tuple(self._first_sample()["image"].shape[:2])
+
+    def _num_keypoints(self):
+        if self.num_keypoints is not None:
+            return int(self.num_keypoints)
+        return int(np.asarray(self._first_sample()["keypoints"]).shape[1])

@@ -1,0 +1,238 @@
+"""DataLoader tests.
+
+Datasets live at module level and this module imports no Keras at import time: loader
+workers unpickle the datasets, which imports this module in every worker process.
+"""
+
+import gc
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from kerascv_suite.data.augment import build_augmenter
+from kerascv_suite.data.errors import BadImageError
+from kerascv_suite.data.loader import DataLoader, collate
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HEAVY = ("tensorflow", "keras", "jax", "torch")
+
+
+class ToyDataset:
+    """Sample i: a 32x32 image, `i % 3` boxes of class `i % 5`, a mask, label i.
+
+    Indices in `bad` raise ValueError, in `undecodable` BadImageError; `delay` sleeps a
+    varying time per index so workers finish out of order.
+    """
+
+    def __init__(self, n, bad=(), undecodable=(), delay=0.0):
+        self.n, self.bad, self.undecodable, self.delay = n, set(bad), set(undecodable), delay
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if self.delay:
+            time.sleep(self.delay * ((i * 7) % 5))
+        if i in self.bad:
+            raise ValueError(f"bad sample {i}")
+        if i in self.undecodable:
+            raise BadImageError(f"{i}.jpg", "empty file")
+        image = np.full((32, 32, 3), i % 256, np.uint8)
+        image[4:20, 6:30] = 255 - i % 256
+        mask = np.zeros((32, 32), np.uint8)
+        mask[4:20, 6:30] = 1 + i % 5
+        boxes = np.tile(np.array([[6, 4, 30, 20]], np.float32), (i % 3, 1))
+        return {"image": image, "mask": mask, "boxes": boxes,
+                "classes": np.full(i % 3, i % 5, np.int32), "label": i}
+
+
+class ProbeAugment:
+    """Augments, then records in the label whether a heavy framework is imported here."""
+
+    def __init__(self):
+        self.inner = build_augmenter("detection", image_size=32)
+
+    def __call__(self, sample, seed):
+        out = self.inner(sample, seed=seed)
+        out["label"] = int(any(sys.modules.get(m) is not None for m in HEAVY))
+        return out
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\nState:\tZ" not in f.read()
+    except FileNotFoundError:
+        return False
+
+
+def _wait_gone(pids, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    return [p for p in pids if _alive(p)]
+
+
+def test_collate_pads_boxes_with_class_minus_one():
+    samples = [
+        {"image": np.zeros((4, 4, 3), np.uint8), "boxes": [[0, 0, 2, 2], [1, 1, 3, 3]],
+         "classes": [4, 2]},
+        {"image": np.ones((4, 4, 3), np.uint8), "boxes": np.zeros((0, 4)), "classes": []},
+        {"image": np.ones((4, 4, 3), np.uint8), "boxes": [[0, 0, 1, 1]] * 4,
+         "classes": [1, 1, 1, 1]},
+    ]
+    batch, truncated = collate(samples, ("images", "boxes", "classes"), max_boxes=3)
+    assert batch["images"].shape == (3, 4, 4, 3) and batch["images"].dtype == np.uint8
+    np.testing.assert_array_equal(batch["classes"], [[4, 2, -1], [-1, -1, -1], [1, 1, 1]])
+    assert batch["classes"].dtype == np.int32 and batch["boxes"].dtype == np.float32
+    np.testing.assert_array_equal(batch["boxes"][0, 2], [0, 0, 0, 0])
+    np.testing.assert_array_equal(batch["boxes"][1], np.zeros((3, 4)))
+    assert truncated == 1
+
+
+def _epochs(loader, epochs):
+    return [[{k: v.copy() for k, v in b.items()} for b in loader] for _ in range(epochs)]
+
+
+def test_workers_give_the_in_process_batches_in_order():
+    dataset = ToyDataset(20, delay=0.002)
+    kwargs = dict(batch_size=4, augment=build_augmenter("detection", image_size=24), seed=3,
+                  keys=("images", "labels", "boxes", "classes", "masks"), max_boxes=4)
+    with DataLoader(dataset, num_workers=2, **kwargs) as loader:
+        parallel = _epochs(loader, 2)
+    serial = _epochs(DataLoader(dataset, num_workers=0, **kwargs), 2)
+    for epoch_p, epoch_s in zip(parallel, serial):
+        assert len(epoch_p) == len(epoch_s) == 5
+        for batch_p, batch_s in zip(epoch_p, epoch_s):
+            for key in kwargs["keys"]:
+                np.testing.assert_array_equal(batch_p[key], batch_s[key])
+    labels = [np.concatenate([b["labels"] for b in epoch]) for epoch in parallel]
+    assert sorted(labels[0]) == sorted(labels[1]) == list(range(20))
+    assert not np.array_equal(labels[0], labels[1]), "each epoch reshuffles"
+    again = DataLoader(dataset, num_workers=0, **kwargs)
+    again.set_epoch(1)
+    np.testing.assert_array_equal(next(iter(again))["images"], serial[1][0]["images"])
+
+
+def test_bad_samples_are_skipped_and_counted():
+    dataset = ToyDataset(12, bad={1, 6, 7}, undecodable={9})
+    with DataLoader(dataset, batch_size=2, shuffle=False, num_workers=2, drop_remainder=True,
+                    keys=("images", "labels")) as loader:
+        batches = list(loader)
+    labels = [b["labels"].tolist() for b in batches]
+    # Batch [6, 7] is all bad and is left out; the others lose their bad samples.
+    assert labels == [[0], [2, 3], [4, 5], [8], [10, 11]]
+    assert loader.stats() == {"samples": 8, "truncated_boxes": 0,
+                              "skipped": {"ValueError": 3, "BadImageError: empty file": 1}}
+
+
+def test_workers_stop_when_the_consumer_raises():
+    loader = DataLoader(ToyDataset(64), batch_size=4, num_workers=2, keys=("images", "labels"))
+    with pytest.raises(RuntimeError, match="consumer"):
+        with loader:
+            for i, _ in enumerate(loader):
+                pids = loader.worker_pids
+                if i == 2:
+                    raise RuntimeError("consumer failed")
+    assert len(pids) == 2
+    assert _wait_gone(pids, timeout=5) == []
+
+
+def test_workers_stop_when_the_iterator_or_loader_is_dropped():
+    loader = DataLoader(ToyDataset(64), batch_size=4, num_workers=2, keys=("images", "labels"),
+                        persistent_workers=False)
+    iterator = iter(loader)
+    next(iterator)
+    pids = loader.worker_pids
+    del iterator
+    gc.collect()
+    assert _wait_gone(pids, timeout=5) == []
+
+    loader = DataLoader(ToyDataset(64), batch_size=4, num_workers=1, keys=("images", "labels"))
+    next(iter(loader))
+    pids = loader.worker_pids
+    del loader
+    gc.collect()
+    assert _wait_gone(pids, timeout=5) == []
+
+
+_CHILD = """
+import json, sys
+sys.path.insert(0, {repo!r})
+from kerascv_suite.data.loader import DataLoader
+from tests.data.test_loader import ToyDataset
+loader = DataLoader(ToyDataset(64, delay=0.005), batch_size=4, num_workers=2,
+                    keys=("images", "labels"))
+print(json.dumps(loader.start_workers()), flush=True)
+while True:
+    for batch in loader:
+        pass
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_no_orphaned_workers_after_a_signal(signum):
+    child = subprocess.Popen([sys.executable, "-c", _CHILD.format(repo=REPO)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pids = json.loads(child.stdout.readline())
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+        child.send_signal(signum)
+        child.wait(timeout=20)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode != 0
+    if signum == signal.SIGINT:
+        assert "KeyboardInterrupt" in child.stderr.read()
+    # After SIGTERM the parent cannot clean up; workers notice their parent is gone.
+    assert _wait_gone(pids, timeout=10) == []
+
+
+def test_workers_import_no_deep_learning_framework():
+    # This process has Keras loaded (conftest); the workers must not.
+    with DataLoader(ToyDataset(8), batch_size=4, augment=ProbeAugment(), num_workers=2,
+                    keys=("images", "labels")) as loader:
+        labels = np.concatenate([b["labels"] for b in loader])
+    assert labels.tolist() == [0] * 8
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, kerascv_suite.data.loader, kerascv_suite.data.augment;"
+         f"print([m for m in {HEAVY + ('albumentations',)!r} if m in sys.modules])"],
+        capture_output=True, text=True, check=True, cwd=REPO)
+    assert probe.stdout.strip() == "[]"
+
+
+def test_tf_dataset_passes_are_successive_epochs():
+    loader = DataLoader(ToyDataset(10), batch_size=4, num_workers=0, seed=1,
+                        keys=("images", "labels", "boxes", "classes"), max_boxes=3)
+    ds = loader.as_tf_dataset()
+    assert ds.element_spec["images"].shape.as_list() == [None, 32, 32, 3]
+    assert ds.element_spec["classes"].shape.as_list() == [None, 3]
+    for epoch in range(2):
+        labels = np.concatenate([b["labels"].numpy() for b in ds])
+        np.testing.assert_array_equal(labels, np.concatenate(loader.batch_indices(epoch)))
+
+
+@pytest.mark.backend
+def test_feeds_model_fit():
+    import keras
+
+    loader = DataLoader(ToyDataset(16), batch_size=4, seed=0, num_workers=2,
+                        augment=build_augmenter("classification", image_size=32),
+                        keys=("images", "labels"))
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(16, activation="softmax")(x))
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    with loader:
+        history = model.fit(loader.as_tf_dataset(x="images", y="labels"), epochs=1,
+                            steps_per_epoch=2, shuffle=False, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
