@@ -20,3 +20,6 @@ from kerascv_suite.data.io import FORMATS, convert, list_splits, read_dataset, w
 from kerascv_suite.data.paths import safe_join
 from kerascv_suite.data.rle import (mask_to_polygons, polygons_to_mask, rle_decode, rle_encode,
                                     segmentation_to_mask)
+from kerascv_suite.data.augment import (PRESETS, AugmentConfig, Augmenter, build_augmenter,
+                                        preset, sample_seed)
+from kerascv_suite.data.loader import DataLoader, collate
