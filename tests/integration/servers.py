@@ -200,6 +200,8 @@ def mlflow_server(backend_store_uri, artifacts_destination, log_path, timeout=90
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]
     url = f"http://127.0.0.1:{port}"
-    with spawn(cmd, log_path) as process:
+    # No GenAI job runner: seven idle worker processes the tests never use.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with spawn(cmd, log_path, env=env) as process:
         wait_for_http(f"{url}/health", timeout, process, log_path)
         yield url, process

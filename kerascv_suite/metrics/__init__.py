@@ -1,0 +1,5 @@
+"""Evaluation metrics on numpy arrays (framework-free, so every backend shares them)."""
+
+from kerascv_suite.metrics.classification import (ClassificationReport, accuracy,
+                                                  classification_report, confusion_matrix,
+                                                  precision_recall_f1, top_k_accuracy)
