@@ -1,0 +1,183 @@
+"""distribution_scope: MirroredStrategy on 2 logical CPUs, 2 local workers, jax DataParallel.
+
+Devices are fixed when TensorFlow / JAX initialize, so every training run happens in a fresh
+subprocess that calls `configure_host_devices` first.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from kerascv_suite.training.distribute import MODES, _resolve_mode
+
+# Trains a tiny seeded model for 2 steps inside the scope and prints what the test checks.
+# Build, compile and fit all run inside the scope (keras.distribution shards the batch only
+# while the distribution is set).
+TRAIN_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    from kerascv_suite.training.distribute import configure_host_devices, distribution_scope
+
+    mode, devices, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    mode = None if mode == "None" else mode
+    if devices > 1:
+        configure_host_devices(devices)
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(16, 8, 8, 1)).astype("float32")
+    y = (x.mean(axis=(1, 2, 3)) > 0).astype("int32")
+    with distribution_scope(mode) as dist:
+        model = keras.Sequential([
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, activation="softmax"),
+        ])
+        model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+        history = model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    np.savez(out, *model.get_weights())
+    print("RESULT " + json.dumps({
+        "mode": dist.mode,
+        "replicas": dist.num_replicas,
+        "chief": dist.is_chief,
+        "loss": float(history.history["loss"][-1]),
+    }))
+    """
+)
+
+
+def _env(backend, **extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "XLA_FLAGS")}
+    env.update(KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", **extra)
+    return env
+
+
+def _result(stdout):
+    lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, stdout
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def _train(tmp_path, backend, mode, devices, name="w.npz"):
+    out = tmp_path / name
+    proc = subprocess.run(
+        [sys.executable, "-c", TRAIN_SCRIPT, str(mode), str(devices), str(out)],
+        env=_env(backend), capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return _result(proc.stdout), np.load(out)
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_mirrored_on_two_logical_cpus(tmp_path):
+    result, weights = _train(tmp_path, "tensorflow", "mirrored", 2)
+    assert result["mode"] == "mirrored"
+    assert result["replicas"] == 2
+    assert np.isfinite(result["loss"])
+    # The same global batch on one device gives the same update: mirrored replicas average
+    # their gradients over the global batch.
+    single, single_weights = _train(tmp_path, "tensorflow", "None", 1, "single.npz")
+    assert single["replicas"] == 1
+    for key in weights.files:
+        np.testing.assert_allclose(weights[key], single_weights[key], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_multi_worker_two_local_processes(tmp_path):
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", TRAIN_SCRIPT, "multi_worker", "1", str(tmp_path / f"w{index}.npz")],
+            env=_env("tensorflow", TF_CONFIG=json.dumps(tf_config)),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ))
+    outputs = []
+    try:
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=300)
+            assert proc.returncode == 0, stderr[-3000:]
+            outputs.append(_result(stdout))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    assert [o["replicas"] for o in outputs] == [2, 2]
+    assert [o["chief"] for o in outputs] == [True, False]
+    first, second = (np.load(tmp_path / f"w{i}.npz") for i in range(2))
+    _, single = _train(tmp_path, "tensorflow", "None", 1, "single.npz")
+    for key in first.files:
+        np.testing.assert_allclose(first[key], second[key], atol=1e-6)
+        # Each worker takes half of every global batch; the all-reduced update equals the
+        # single-process one.
+        np.testing.assert_allclose(first[key], single[key], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_jax_data_parallel_on_two_host_devices(tmp_path):
+    result, weights = _train(tmp_path, "jax", "data_parallel", 2)
+    assert result["mode"] == "data_parallel"
+    assert result["replicas"] == 2
+    single, single_weights = _train(tmp_path, "jax", "None", 1, "single.npz")
+    for key in weights.files:
+        np.testing.assert_allclose(weights[key], single_weights[key], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_auto_picks_by_backend(tmp_path):
+    result, _ = _train(tmp_path, "tensorflow", "auto", 2)
+    assert (result["mode"], result["replicas"]) == ("mirrored", 2)
+
+
+@pytest.mark.parametrize(
+    "mode, backend, message",
+    [
+        ("mirrored", "jax", "needs the tensorflow backend"),
+        ("multi_worker", "torch", "needs the tensorflow backend"),
+        ("data_parallel", "tensorflow", "needs the jax backend"),
+        ("auto", "torch", "backend='torch'"),
+        ("ring", "tensorflow", "mode='ring'"),
+    ],
+)
+def test_modes_that_do_not_fit_the_backend(mode, backend, message):
+    with pytest.raises(ValueError, match=message):
+        _resolve_mode(mode, backend)
+
+
+def test_auto_resolution(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert _resolve_mode("auto", "tensorflow") == "mirrored"
+    assert _resolve_mode("auto", "jax") == "data_parallel"
+    monkeypatch.setenv("TF_CONFIG", "{}")
+    assert _resolve_mode("auto", "tensorflow") == "multi_worker"
+    assert None in MODES
+
+
+def test_multi_worker_needs_tf_config(monkeypatch):
+    from kerascv_suite.training import distribute
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG unset"):
+        distribute._multi_worker_strategy(None)
+    monkeypatch.setenv("TF_CONFIG", "not json")
+    with pytest.raises(ValueError, match="not json"):
+        distribute._multi_worker_strategy(None)
