@@ -35,6 +35,7 @@ import pickle
 import queue
 import signal
 import sys
+import threading
 import traceback
 import weakref
 
@@ -139,7 +140,12 @@ def load_batch(dataset, augment, indices, epoch, seed, keys, max_boxes):
     return batch, skipped, truncated
 
 
-def _worker_main(payload, blocked_imports, tasks, results, generation, parent_pid):
+# Iterations ("runs") have ids; a worker skips tasks of runs that ended (a consumer that
+# stopped early), read from a small shared table indexed by run id modulo its size.
+_RUN_SLOTS = 256
+
+
+def _worker_main(payload, blocked_imports, tasks, results, active_runs, parent_pid):
     # Ctrl-C reaches the whole process group; the parent alone decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in blocked_imports:
@@ -160,6 +166,7 @@ def _worker_main(payload, blocked_imports, tasks, results, generation, parent_pi
         results.put(("error", None, traceback.format_exc()))
         return
     while True:
+        # After SIGTERM/SIGKILL of the parent nobody would stop us: notice and leave.
         if os.getppid() != parent_pid:
             return
         try:
@@ -168,18 +175,17 @@ def _worker_main(payload, blocked_imports, tasks, results, generation, parent_pi
             continue
         if task is None:
             return
-        gen, epoch, batch_index, indices = task
-        if gen != generation.value:
+        run, epoch, batch_index, indices = task
+        if not active_runs[run % _RUN_SLOTS]:
             continue
         try:
             result = load_batch(dataset, augment, indices, epoch, seed, keys, max_boxes)
-            results.put(("ok", (gen, batch_index), result))
+            results.put(("ok", (run, batch_index), result))
         except Exception:  # noqa: BLE001 - reported to, and raised by, the parent
-            results.put(("error", (gen, batch_index), traceback.format_exc()))
+            results.put(("error", (run, batch_index), traceback.format_exc()))
 
 
-def _stop_workers(processes, tasks, results, generation):
-    generation.value += 1
+def _stop_workers(processes, tasks, results):
     for _ in processes:
         try:
             tasks.put_nowait(None)
@@ -200,16 +206,19 @@ def _stop_workers(processes, tasks, results, generation):
 
 
 class _WorkerPool:
+    """Worker processes plus the routing of their results to concurrent iterations
+    (tf.data may start an epoch's generator before it finalizes the previous one)."""
+
     def __init__(self, num_workers, payload, blocked_imports, start_method):
         ctx = multiprocessing.get_context(start_method)
         self.tasks = ctx.Queue()
         self.results = ctx.Queue()
-        self.generation = ctx.Value("q", 0, lock=False)
+        self.active_runs = ctx.RawArray("b", _RUN_SLOTS)
         self.processes = [
             ctx.Process(
                 target=_worker_main,
                 args=(payload, tuple(blocked_imports), self.tasks, self.results,
-                      self.generation, os.getpid()),
+                      self.active_runs, os.getpid()),
                 name=f"kcv-loader-{i}",
                 daemon=True,
             )
@@ -218,29 +227,58 @@ class _WorkerPool:
         for process in self.processes:
             process.start()
         self._finalizer = weakref.finalize(
-            self, _stop_workers, self.processes, self.tasks, self.results, self.generation
+            self, _stop_workers, self.processes, self.tasks, self.results
         )
+        self._lock = threading.Lock()
+        self._next_run = 0
+        self._pending = {}  # run id -> {batch index: result}
 
     @property
     def pids(self):
         return [p.pid for p in self.processes]
 
-    def new_generation(self):
-        """Invalidates every queued task; returns the new generation id."""
-        self.generation.value += 1
-        return self.generation.value
+    @property
+    def num_runs(self):
+        return len(self._pending)
 
-    def get(self):
+    def begin_run(self):
+        with self._lock:
+            run = self._next_run
+            self._next_run += 1
+            self._pending[run] = {}
+            self.active_runs[run % _RUN_SLOTS] = 1
+            return run
+
+    def end_run(self, run):
+        with self._lock:
+            self._pending.pop(run, None)
+            self.active_runs[run % _RUN_SLOTS] = 0
+
+    def submit(self, run, epoch, batch_index, indices):
+        self.tasks.put((run, epoch, batch_index, indices))
+
+    def result(self, run, batch_index):
+        """Blocks until the result of `batch_index` of `run` arrives."""
         while True:
-            try:
-                return self.results.get(timeout=1.0)
-            except queue.Empty:
-                dead = [p for p in self.processes if p.exitcode is not None]
-                if dead:
-                    raise RuntimeError(
-                        f"Loader worker {dead[0].name} (pid {dead[0].pid}) exited with code "
-                        f"{dead[0].exitcode}."
-                    ) from None
+            with self._lock:
+                done = self._pending[run]
+                if batch_index in done:
+                    return done.pop(batch_index)
+                try:
+                    kind, key, payload = self.results.get(timeout=0.1)
+                except queue.Empty:
+                    self._check_alive()
+                    continue
+                if kind == "error" and (key is None or key[0] in self._pending):
+                    raise RuntimeError(f"A loader worker failed:\n{payload}")
+                if key[0] in self._pending:
+                    self._pending[key[0]][key[1]] = payload
+
+    def _check_alive(self):
+        dead = [p for p in self.processes if p.exitcode is not None]
+        if dead:
+            raise RuntimeError(f"Loader worker {dead[0].name} (pid {dead[0].pid}) exited "
+                               f"with code {dead[0].exitcode}.")
 
     def close(self):
         self._finalizer()
@@ -346,30 +384,21 @@ class DataLoader:
                     yield batch
             return
         pool = self._start()
-        gen = pool.new_generation()
+        run = pool.begin_run()
         submitted = consumed = 0
-        done = {}
         try:
             while consumed < len(batches):
                 while submitted < len(batches) and submitted - consumed < self.prefetch:
-                    pool.tasks.put((gen, epoch, submitted, batches[submitted]))
+                    pool.submit(run, epoch, submitted, batches[submitted])
                     submitted += 1
-                while consumed not in done:
-                    kind, key, payload = pool.get()
-                    if kind == "error":
-                        raise RuntimeError(f"A loader worker failed:\n{payload}")
-                    if key[0] == gen:
-                        done[key[1]] = payload
-                batch = self._record(done.pop(consumed))
+                batch = self._record(pool.result(run, consumed))
                 consumed += 1
                 if batch is not None:
                     yield batch
         finally:
-            if self._pool is not None:
-                if self.persistent_workers:
-                    self._pool.new_generation()
-                else:
-                    self.close()
+            pool.end_run(run)
+            if not self.persistent_workers and pool.num_runs == 0 and self._pool is pool:
+                self.close()
 
     def _record(self, result):
         batch, skipped, truncated = result

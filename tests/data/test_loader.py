@@ -52,6 +52,16 @@ class ToyDataset:
                 "classes": np.full(i % 3, i % 5, np.int32), "label": i}
 
 
+class MixedSizes(ToyDataset):
+    """Odd samples are 16x16: such samples cannot be stacked into one batch."""
+
+    def __getitem__(self, i):
+        sample = super().__getitem__(i)
+        if i % 2:
+            sample["image"] = sample["image"][:16, :16]
+        return sample
+
+
 class ProbeAugment:
     """Augments, then records in the label whether a heavy framework is imported here."""
 
@@ -130,6 +140,33 @@ def test_bad_samples_are_skipped_and_counted():
     assert labels == [[0], [2, 3], [4, 5], [8], [10, 11]]
     assert loader.stats() == {"samples": 8, "truncated_boxes": 0,
                               "skipped": {"ValueError": 3, "BadImageError: empty file": 1}}
+
+
+def test_overlapping_epochs_share_the_workers():
+    # tf.data may start the next epoch's generator before finalizing the last one.
+    kwargs = dict(batch_size=4, keys=("images", "labels"), seed=5)
+    expected = [[b["labels"].tolist() for b in DataLoader(ToyDataset(16), num_workers=0,
+                                                          **kwargs).iter_epoch(e)]
+                for e in range(2)]
+    with DataLoader(ToyDataset(16, delay=0.001), num_workers=2, **kwargs) as loader:
+        first, second = iter(loader), iter(loader)
+        got = [[], []]
+        for _ in range(4):
+            got[0].append(next(first)["labels"].tolist())
+            got[1].append(next(second)["labels"].tolist())
+        abandoned = iter(loader)
+        next(abandoned)
+        del abandoned  # ends its run while the workers keep serving the next one
+        gc.collect()
+        assert [b["labels"].tolist() for b in loader.iter_epoch(0)] == expected[0]
+    assert got == expected
+
+
+def test_a_collate_error_is_raised_not_skipped():
+    with DataLoader(MixedSizes(8), batch_size=4, shuffle=False, num_workers=1,
+                    keys=("images",)) as loader:
+        with pytest.raises(RuntimeError, match="worker failed(.|\n)*ValueError"):
+            list(loader)
 
 
 def test_workers_stop_when_the_consumer_raises():
