@@ -14,6 +14,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from kerascv_suite.data.errors import BadImageError
 
 # A 20000 x 20000 image is 1.2 GB as uint8 RGB; anything larger is refused unread.
+# Pillow has its own guard, refusing above 2 * PIL.Image.MAX_IMAGE_PIXELS (~179M pixels)
+# while reading the header; both refusals happen before any pixel is decoded and both
+# raise BadImageError(reason="decompression bomb refused"). To accept larger images,
+# raise both this limit and PIL.Image.MAX_IMAGE_PIXELS.
 DEFAULT_MAX_PIXELS = 20000 * 20000
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",

@@ -43,7 +43,8 @@ class ShapesDataset(Dataset):
         return self.count
 
     def describe(self, index):
-        return f"shapes/{self.split}/{index:06d}.png"
+        # The split is part of the stem: VOC keeps all splits in one JPEGImages folder.
+        return f"shapes/{self.split}_{index:06d}.png"
 
     def load(self, index):
         if not 0 <= index < self.count:

@@ -185,7 +185,8 @@ def write_voc(ds, out, split="train", *, image_ext=".jpg"):
     """Writes a dataset in VOC layout: XML for samples with boxes, palette PNG for masks.
 
     Also writes `labels.txt` (the class names) so `read_voc` gets the same class ids
-    back. Masks require a dataset whose masks use 0 = background (`has_background`).
+    back. All splits share `JPEGImages/`, so sample stems (from `sample["path"]`) must
+    differ between splits written to the same folder. Masks require a dataset whose masks use 0 = background (`has_background`).
 
     Returns:
         The number of samples written.
