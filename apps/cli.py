@@ -9,6 +9,7 @@ import click
 from kerascv_suite import __version__
 from kerascv_suite.apps import data_cmd
 from kerascv_suite.apps import evaluate_cmd
+from kerascv_suite.apps import export_cmd
 from kerascv_suite.apps import models_cmd
 from kerascv_suite.apps import ui_cmd
 
@@ -19,5 +20,5 @@ def main():
     """kerascv-suite: classic convolutional networks on Keras 3."""
 
 
-for _command in (*models_cmd.COMMANDS, *data_cmd.COMMANDS, *ui_cmd.COMMANDS, *evaluate_cmd.COMMANDS,):
+for _command in (*models_cmd.COMMANDS, *data_cmd.COMMANDS, *ui_cmd.COMMANDS, *evaluate_cmd.COMMANDS, *export_cmd.COMMANDS,):
     main.add_command(_command)

@@ -1,0 +1,120 @@
+"""`kcv export`: every format is reloaded with its own runtime and compared with Keras."""
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kerascv_suite.apps.cli import main
+from kerascv_suite.export import export_model, load_exported, verify_export
+from kerascv_suite.models import build
+
+# Exports hold float32 graphs of the same ops; differences are rounding only.
+ATOL = 1e-4
+SUFFIX = {"saved_model": "", "onnx": ".onnx", "tflite": ".tflite"}
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="ONNX and TFLite exports are written on the tensorflow backend (see export.py)",
+)
+
+
+def _reload(path, export_format):
+    """Reloads with each format's runtime directly (not through kerascv_suite.export)."""
+    if export_format == "saved_model":
+        layer = keras.layers.TFSMLayer(str(path), call_endpoint="serve")
+        return lambda x: keras.ops.convert_to_numpy(layer(x))
+    if export_format == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {name: x})[0]
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+
+    def run(x):
+        index = interpreter.get_input_details()[0]["index"]
+        interpreter.resize_tensor_input(index, x.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(index, x)
+        interpreter.invoke()
+        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+    return run
+
+
+def _images(shape, n=3):
+    return np.random.default_rng(1).uniform(0, 255, (n, *shape)).astype("float32")
+
+
+def _saved_model(name, path):
+    """A registry model saved as .keras; BN statistics set away from the identity."""
+    model = build(name, **({"input_shape": (32, 32, 3), "num_classes": 5} if name == "resnet18" else {}))
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            channels = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.5, channels).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, channels).astype("float32"))
+    model.save(path)
+    return model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("export_format", ["saved_model", "onnx", "tflite"])
+@pytest.mark.parametrize("name", ["lenet5", "resnet18"])
+def test_export_reloads_and_matches_keras(tmp_path, name, export_format):
+    keras_file = tmp_path / f"{name}.keras"
+    model = _saved_model(name, keras_file)
+    out = tmp_path / f"{name}{SUFFIX[export_format]}"
+    result = CliRunner().invoke(
+        main, ["export", "--model", str(keras_file), "--format", export_format,
+               "--out", str(out)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "Verified: max |export - keras|" in result.output
+    x = _images(tuple(model.inputs[0].shape[1:]))
+    expected = model.predict(x, verbose=0)
+    np.testing.assert_allclose(_reload(out, export_format)(x), expected, atol=ATOL)
+    np.testing.assert_allclose(load_exported(out, export_format)(x), expected, atol=ATOL)
+
+
+def test_export_registry_name_with_overrides(tmp_path):
+    out = tmp_path / "lenet5.onnx"
+    result = CliRunner().invoke(
+        main, ["export", "--model", "lenet5", "--num-classes", "4", "--format", "onnx",
+               "--out", str(out)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert _reload(out, "onnx")(_images((32, 32, 1))).shape == (3, 4)
+
+
+def test_export_refuses_to_overwrite_and_bad_model(tmp_path):
+    out = tmp_path / "m.onnx"
+    out.write_text("keep me")
+    result = CliRunner().invoke(
+        main, ["export", "--model", "lenet5", "--format", "onnx", "--out", str(out)])
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert out.read_text() == "keep me"
+    result = CliRunner().invoke(
+        main, ["export", "--model", "lenet6", "--format", "onnx", "--out", str(out)])
+    assert result.exit_code == 2 and "lenet6" in result.output
+    result = CliRunner().invoke(
+        main, ["export", "--model", "lenet5", "--format", "pickle", "--out", str(out)])
+    assert result.exit_code == 2 and "pickle" in result.output
+
+
+def test_verify_export_catches_a_wrong_export(tmp_path):
+    model = build("lenet5")
+    other = build("lenet5")  # different random weights
+    path = export_model(other, tmp_path / "other.onnx", "onnx")
+    assert not verify_export(model, path, "onnx").ok(ATOL)
+    assert verify_export(other, path, "onnx").ok(ATOL)
+
+
+def test_unknown_format_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="format='pickle'"):
+        export_model(build("lenet5"), tmp_path / "x", "pickle")
