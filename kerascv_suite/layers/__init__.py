@@ -1,5 +1,6 @@
 """Reusable Keras layers (keras.ops only, every backend, each with `get_config`)."""
 
+from kerascv_suite.layers.connection_table_conv2d import ConnectionTableConv2D
 from kerascv_suite.layers.image_preprocessing import ImagePreprocessing
 from kerascv_suite.layers.inception_module import (
     InceptionModule,
@@ -8,12 +9,19 @@ from kerascv_suite.layers.inception_module import (
     InceptionV2ModuleC,
     InceptionV2Reduction,
 )
+from kerascv_suite.layers.local_response_normalization import LocalResponseNormalization
+from kerascv_suite.layers.scaled_tanh import scaled_tanh
+from kerascv_suite.layers.trainable_subsampling import TrainableSubsampling
 
 __all__ = [
+    "ConnectionTableConv2D",
     "ImagePreprocessing",
     "InceptionModule",
     "InceptionV2ModuleA",
     "InceptionV2ModuleB",
     "InceptionV2ModuleC",
     "InceptionV2Reduction",
+    "LocalResponseNormalization",
+    "TrainableSubsampling",
+    "scaled_tanh",
 ]

@@ -15,10 +15,10 @@ import numpy as np
 
 def _random_like(shapes, seed):
     rng = np.random.default_rng(seed)
-    return keras.tree.map_structure(
-        lambda s: rng.uniform(0.0, 1.0, size=tuple(s)).astype("float32"),
-        shapes,
-        none_is_leaf=False,
+    # map_shape_structure keeps a shape tuple such as (2, 5) whole (map_structure would
+    # descend into its ints), so single-output models work as well as dicts of shapes.
+    return keras.tree.map_shape_structure(
+        lambda s: rng.uniform(0.0, 1.0, size=tuple(s)).astype("float32"), shapes
     )
 
 
@@ -107,8 +107,8 @@ def run_layer_test(
     if expected_num_non_trainable_weights is not None:
         assert len(layer.non_trainable_weights) == expected_num_non_trainable_weights
 
-    shapes = keras.tree.map_structure(lambda s: tuple(s[1:]), input_shape, none_is_leaf=False)
-    inputs = keras.tree.map_structure(lambda s: keras.Input(shape=s), shapes, none_is_leaf=False)
+    shapes = keras.tree.map_shape_structure(lambda s: tuple(s[1:]), input_shape)
+    inputs = keras.tree.map_shape_structure(lambda s: keras.Input(shape=s), shapes)
     model = keras.Model(inputs, layer_cls(**init_kwargs)(inputs))
     assert _shapes_of(model(x)) == _shapes_of(y), "layer inside a functional model changed shape"
     if run_training and model.trainable_weights:
