@@ -478,12 +478,25 @@ class ClassifierData:
                 loader.close()
 
 
+def reference_input_shape(spec) -> tuple:
+    """The input shape a registered model is built with by default (variant, then builder)."""
+    import inspect
+
+    shape = spec.defaults.get("input_shape")
+    if shape is None:
+        parameter = inspect.signature(spec.builder).parameters.get("input_shape")
+        shape = parameter.default if parameter is not None else None
+    if shape is None or shape is inspect.Parameter.empty:
+        shape = (224, 224, 3)
+    return tuple(shape)
+
+
 def load_data(config) -> ClassifierData:
     """Opens the splits and wraps them in parallel `DataLoader`s (augmenting the train one)."""
     from kerascv_suite.data import DataLoader, build_augmenter
     from kerascv_suite.models.registry import get_spec
 
-    reference = tuple(get_spec(config.model).defaults.get("input_shape", (224, 224, 3)))
+    reference = reference_input_shape(get_spec(config.model))
     channels = reference[2] if len(reference) == 3 else 3
     size = (config.image_size, config.image_size) if config.image_size else reference[:2]
     train, val, test = open_splits(config, channels)
