@@ -11,6 +11,7 @@ from kerascv_suite.apps import data_cmd
 from kerascv_suite.apps import evaluate_cmd
 from kerascv_suite.apps import export_cmd
 from kerascv_suite.apps import models_cmd
+from kerascv_suite.apps import train_cmd
 from kerascv_suite.apps import ui_cmd
 
 
@@ -20,5 +21,5 @@ def main():
     """kerascv-suite: classic convolutional networks on Keras 3."""
 
 
-for _command in (*models_cmd.COMMANDS, *data_cmd.COMMANDS, *ui_cmd.COMMANDS, *evaluate_cmd.COMMANDS, *export_cmd.COMMANDS,):
+for _command in (*models_cmd.COMMANDS, *data_cmd.COMMANDS, *ui_cmd.COMMANDS, *evaluate_cmd.COMMANDS, *train_cmd.COMMANDS, *export_cmd.COMMANDS,):
     main.add_command(_command)
