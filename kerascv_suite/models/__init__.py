@@ -7,6 +7,7 @@ Example:
 """
 
 from kerascv_suite.models import classification  # noqa: F401  (registers the families)
+from kerascv_suite.models.classification.ensemble import ensemble
 from kerascv_suite.models.registry import (
     TASKS,
     ModelSpec,
@@ -21,6 +22,7 @@ __all__ = [
     "TASKS",
     "ModelSpec",
     "build",
+    "ensemble",
     "get_spec",
     "list_models",
     "load_weights",
