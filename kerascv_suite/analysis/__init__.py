@@ -1,5 +1,15 @@
-"""Model analysis: per-layer parameters, multiply-accumulates, receptive field and jump."""
+"""Model analysis: per-layer parameters, multiply-accumulates, receptive field and jump; CAM."""
 
+from kerascv_suite.analysis.cam import CamHead, class_activation_map, find_cam_head, overlay_heatmap
 from kerascv_suite.analysis.summary import LayerStats, ModelStats, analyze_model, format_table
 
-__all__ = ["LayerStats", "ModelStats", "analyze_model", "format_table"]
+__all__ = [
+    "CamHead",
+    "LayerStats",
+    "ModelStats",
+    "analyze_model",
+    "class_activation_map",
+    "find_cam_head",
+    "format_table",
+    "overlay_heatmap",
+]
