@@ -1,1 +1,138 @@
-"""Placeholder: being written."""
+"""VGG (Simonyan & Zisserman, 2014): configurations A, A-LRN, B, C, D and E of Table 1."""
+
+import keras
+
+from kerascv_suite.layers.local_response_normalization import LocalResponseNormalization
+from kerascv_suite.models.common import check_head_args, finish_model, global_pool, image_input
+from kerascv_suite.models.registry import register_model
+
+PAPER = (
+    "K. Simonyan, A. Zisserman. Very Deep Convolutional Networks for Large-Scale Image "
+    "Recognition. ICLR 2015 (arXiv:1409.1556, 2014)."
+)
+
+# Table 1 of the paper, written in its own notation: "conv{k}-{filters}" is a kxk ReLU
+# convolution with stride 1 and "same" padding, "LRN" a local response normalization.
+# Each tuple is a block; every block ends with a 2x2/2 max pooling.
+_C64, _C128, _C256, _C512 = "conv3-64", "conv3-128", "conv3-256", "conv3-512"
+CONFIGS = {
+    "A": ((_C64,), (_C128,), (_C256,) * 2, (_C512,) * 2, (_C512,) * 2),
+    "A-LRN": ((_C64, "LRN"), (_C128,), (_C256,) * 2, (_C512,) * 2, (_C512,) * 2),
+    "B": ((_C64,) * 2, (_C128,) * 2, (_C256,) * 2, (_C512,) * 2, (_C512,) * 2),
+    "C": (
+        (_C64,) * 2,
+        (_C128,) * 2,
+        (_C256, _C256, "conv1-256"),
+        (_C512, _C512, "conv1-512"),
+        (_C512, _C512, "conv1-512"),
+    ),
+    "D": ((_C64,) * 2, (_C128,) * 2, (_C256,) * 3, (_C512,) * 3, (_C512,) * 3),
+    "E": ((_C64,) * 2, (_C128,) * 2, (_C256,) * 4, (_C512,) * 4, (_C512,) * 4),
+}
+# keras.applications' model names for the configurations it ships.
+MODEL_NAMES = {"A": "vgg11", "A-LRN": "vgg11_lrn", "B": "vgg13", "C": "vgg16_c",
+               "D": "vgg16", "E": "vgg19"}  # fmt: skip
+# "the LRN layer parameters are those of (Krizhevsky et al., 2012)" (section 2.3).
+LRN_ARGS = dict(size=5, alpha=1e-4, beta=0.75, k=2.0, alpha_convention="paper")
+
+
+def _parse_conv(entry):
+    kind, filters = entry.split("-")
+    return int(filters), int(kind[len("conv") :])
+
+
+def vgg(
+    num_classes=1000,
+    input_shape=(224, 224, 3),
+    include_top=True,
+    weights=None,
+    pooling=None,
+    classifier_activation="softmax",
+    preprocessing="caffe",
+    config="D",
+    dropout=0.5,
+    name=None,
+):
+    """Builds a VGG network of one of the paper's configurations.
+
+    Layer names and order are those of `keras.applications.VGG16` / `VGG19`
+    (`block1_conv1` ... `block5_pool`, `flatten`, `fc1`, `fc2`, `predictions`), so their
+    weight files (`.weights.h5` and legacy whole-model `.h5`) load into configurations D
+    and E as they are. The default `"caffe"` preprocessing is
+    `keras.applications.vgg16.preprocess_input` inside the model.
+
+    Args:
+        num_classes: number of output classes.
+        input_shape: `(height, width, channels)`; at least 32x32 (five 2x2 poolings).
+        include_top: whether to add flatten, fc1, fc2 (4096 each) and the classifier;
+            without them the model returns `block5_pool`'s `(batch, h/32, w/32, 512)` maps,
+            pooled by `pooling`.
+        weights: None, or a weights file / MLflow URI (see `load_weights`).
+        pooling: None, `"avg"` or `"max"`, applied when `include_top=False`.
+        classifier_activation: activation of the `predictions` layer.
+        preprocessing: an `ImagePreprocessing` mode or None.
+        config: `"A"`, `"A-LRN"`, `"B"`, `"C"`, `"D"` or `"E"` (paper Table 1).
+        dropout: dropout rate after fc1 and fc2 (0.5 in the paper, section 3.1); 0 leaves
+            the dropout layers out, giving exactly keras.applications' layer list.
+        name: model name; defaults to `MODEL_NAMES[config]` (e.g. `"vgg16"`).
+
+    Returns:
+        A `keras.Model` mapping `(batch, height, width, 3)` RGB images in [0, 255] to
+        `(batch, num_classes)` probabilities.
+    """
+    check_head_args(include_top, num_classes, pooling)
+    if config not in CONFIGS:
+        raise ValueError(f"config must be one of {tuple(CONFIGS)}. Received: config={config!r}")
+
+    # === Feature extractor ===
+    inputs, x = image_input(input_shape, preprocessing)
+    for block, entries in enumerate(CONFIGS[config], start=1):
+        conv_index = 0
+        for entry in entries:
+            if entry == "LRN":
+                x = LocalResponseNormalization(**LRN_ARGS, name=f"block{block}_lrn")(x)
+                continue
+            conv_index += 1
+            filters, kernel = _parse_conv(entry)
+            x = keras.layers.Conv2D(
+                filters, kernel, activation="relu", padding="same",
+                name=f"block{block}_conv{conv_index}",
+            )(x)  # fmt: skip
+        x = keras.layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
+
+    # === Head ===
+    if include_top:
+        x = keras.layers.Flatten(name="flatten")(x)
+        for index in (1, 2):
+            x = keras.layers.Dense(4096, activation="relu", name=f"fc{index}")(x)
+            if dropout:
+                x = keras.layers.Dropout(dropout, name=f"fc{index}_dropout")(x)
+        x = keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
+    else:
+        x = global_pool(x, pooling)
+    return finish_model(inputs, x, name or MODEL_NAMES[config], weights)
+
+
+# Parameters at 224x224 with 1000 classes (Keras counting). D and E are keras.applications'
+# VGG16 (138,357,544) and VGG19 (143,667,240). A, B: by hand, paper Table 2 rounds them to
+# 133M. Head for all: fc1 7*7*512*4096+4096 = 102,764,544, fc2 16,781,312, predictions
+# 4,097,000 = 123,642,856.
+#   A: convs 3*3*3*64+64=1,792; 3*3*64*128+128=73,856; 295,168 + 590,080 (256s); 1,180,160 +
+#      2,359,808 (block4); 2*2,359,808 (block5) -> 9,220,480 -> 132,863,336. A-LRN: the same.
+#   B: A + block1_conv2 (3*3*64*64+64=36,928) + block2_conv2 (3*3*128*128+128=147,584)
+#      -> 133,047,848.
+#   C: D with 1x1 third convs of blocks 3-5, 8/9 fewer weights each: D - 8*256*256
+#      - 2*8*512*512 = 138,357,544 - 4,718,592 = 133,638,952 (Table 2: 134M).
+_NUM_PARAMS = {"A": 132_863_336, "A-LRN": 132_863_336, "B": 133_047_848,
+               "C": 133_638_952, "D": 138_357_544, "E": 143_667_240}  # fmt: skip
+
+for _config, _name in MODEL_NAMES.items():
+    register_model(
+        _name,
+        vgg,
+        task="classification",
+        paper=PAPER,
+        num_params=_NUM_PARAMS[_config],
+        test_overrides={"input_shape": (32, 32, 3), "num_classes": 5},
+        config=_config,
+    )
