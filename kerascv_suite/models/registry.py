@@ -39,7 +39,7 @@ class ModelSpec:
     num_params: int | None = None
     test_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
-    def build(self, **overrides):
+    def build(self, /, **overrides):
         return self.builder(**{**self.defaults, **overrides})
 
 
@@ -94,8 +94,10 @@ def get_spec(name: str) -> ModelSpec:
         ) from None
 
 
-def build(name: str, **overrides: Any):
+def build(name: str, /, **overrides: Any):
     """Builds the registered model `name`; `overrides` win over the variant's defaults.
+
+    `name` is positional-only, so `build("resnet50", name="my_resnet")` renames the model.
 
     Example:
         >>> model = build("vgg16", num_classes=10, input_shape=(64, 64, 3))

@@ -6,7 +6,7 @@ from kerascv_suite.models.registry import _REGISTRY, build, get_spec
 from kerascv_suite.models.weights import is_mlflow_uri
 
 
-def get_model(ref, **overrides):
+def get_model(ref, /, **overrides):
     """Returns a `keras.Model` for `ref`.
 
     Args:
