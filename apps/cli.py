@@ -7,6 +7,7 @@ Command modules import only click (and the standard library) at module level, so
 import click
 
 from kerascv_suite import __version__
+from kerascv_suite.apps import cam_cmd
 from kerascv_suite.apps import data_cmd
 from kerascv_suite.apps import evaluate_cmd
 from kerascv_suite.apps import export_cmd
@@ -21,5 +22,5 @@ def main():
     """kerascv-suite: classic convolutional networks on Keras 3."""
 
 
-for _command in (*models_cmd.COMMANDS, *data_cmd.COMMANDS, *ui_cmd.COMMANDS, *evaluate_cmd.COMMANDS, *train_cmd.COMMANDS, *export_cmd.COMMANDS,):
+for _command in (*models_cmd.COMMANDS, *data_cmd.COMMANDS, *ui_cmd.COMMANDS, *evaluate_cmd.COMMANDS, *train_cmd.COMMANDS, *export_cmd.COMMANDS, *cam_cmd.COMMANDS,):
     main.add_command(_command)

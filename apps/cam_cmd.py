@@ -1,0 +1,115 @@
+"""`kcv cam`: class activation map overlays (Zhou et al. 2016) for global-average-pooling nets."""
+
+import json
+import os
+
+import click
+
+from kerascv_suite.apps.options import input_shape_option
+
+
+def _expand(paths):
+    """Files as given; folders become their image files (sorted, not recursive)."""
+    from kerascv_suite.data.image_io import IMAGE_EXTENSIONS
+
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
+            files += [os.path.join(path, n) for n in names]
+        else:
+            files.append(path)
+    return files
+
+
+def _out_name(out, path, used):
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name, i = f"{stem}_cam.png", 1
+    while name in used:  # same file name in two folders
+        i += 1
+        name = f"{stem}_{i}_cam.png"
+    used.add(name)
+    return os.path.join(out, name)
+
+
+@click.command("cam")
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--model", required=True,
+              help="Registry name, .keras file or models:/NAME@ALIAS with a global-average-"
+                   "pooling head (ResNet, GoogLeNet, NiN, SqueezeNet).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for the <image>_cam.png overlays.")
+@click.option("--class-index", type=click.IntRange(min=0), default=None,
+              help="Class to explain (default: each image's top prediction).")
+@input_shape_option
+@click.option("--num-classes", type=click.IntRange(min=1), default=None,
+              help="Output classes (registry names only).")
+@click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Weight of the heatmap in the overlay.")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]),
+              default="table", show_default=True, help="Human-readable lines or JSON.")
+def cam_command(images, model, out, class_index, input_shape, num_classes, alpha,
+                output_format):
+    """Write class activation map overlays of IMAGES (files or folders) to --out.
+
+    Each image is resized to the model's input, its map of the explained class is computed
+    from the last convolutional maps and the classifier weights, and the map (JET colormap,
+    red = most evidence) is blended over the original image at its own size.
+
+    \b
+    Examples:
+      kcv cam --model models:/resnet-flowers@champion photos/ --out cams/
+      kcv cam --model squeezenet1_1 cat.jpg --out cams/ --class-index 3
+    """
+    import cv2
+    import numpy as np
+
+    from kerascv_suite.analysis.cam import class_activation_map, find_cam_head, overlay_heatmap
+    from kerascv_suite.data.errors import BadImageError
+    from kerascv_suite.data.image_io import decode_image, write_image
+    from kerascv_suite.models.resolve import get_model
+
+    overrides = {k: v for k, v in (("input_shape", input_shape), ("num_classes", num_classes))
+                 if v is not None}
+    try:
+        keras_model = get_model(model, **overrides)
+        find_cam_head(keras_model)
+    except (ValueError, FileNotFoundError) as e:
+        raise click.BadParameter(str(e), param_hint="--model") from e
+    height, width, channels = keras_model.inputs[0].shape[1:]
+    num_outputs = keras_model.outputs[0].shape[-1]
+    if class_index is not None and class_index >= num_outputs:
+        raise click.BadParameter(
+            f"the model has {num_outputs} classes. Received: --class-index {class_index}",
+            param_hint="--class-index")
+    os.makedirs(out, exist_ok=True)
+    rows, used, failed = [], set(), []
+    for path in _expand(images):
+        try:
+            image = decode_image(path, channels=1 if channels == 1 else 3)
+        except BadImageError as e:
+            failed.append(path)
+            click.echo(f"skipped {path}: {e}", err=True)
+            continue
+        size = (width or image.shape[1], height or image.shape[0])
+        resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA).reshape(
+            size[1], size[0], image.shape[-1])
+        probs = np.asarray(keras_model.predict(resized[None].astype("float32"), verbose=0))[0]
+        cam, explained = class_activation_map(keras_model, resized[None], class_index,
+                                              return_class_index=True)
+        target = _out_name(out, path, used)
+        write_image(target, overlay_heatmap(image, cam[0], alpha=alpha))
+        k = int(explained[0])
+        rows.append({"image": path, "overlay": target, "class_index": k,
+                     "score": float(probs[k]), "top_class": int(np.argmax(probs))})
+    if output_format == "json":
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            click.echo(f"{r['image']} -> {r['overlay']}  class {r['class_index']} "
+                       f"(score {r['score']:.3f}, top class {r['top_class']})")
+    if not rows:
+        raise click.ClickException(f"No image could be read ({len(failed)} skipped).")
+
+
+COMMANDS = (cam_command,)
