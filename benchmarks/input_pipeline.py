@@ -4,7 +4,10 @@ Writes a synthetic detection+segmentation set (224x224 JPEGs, PNG masks, boxes) 
 dir, so JPEG decoding is part of the work as in training, then measures images/s of
     (a) a one-thread Python loop: decode + the "detection" augmentation preset, and
     (b) `DataLoader(...).as_tf_dataset()` iterated to the end, default worker count,
-both warmed up, and prints `ratio <pipeline / loop>` last.
+both warmed up and interleaved, best of `--repeats` runs each. The loop runs once with
+cv2 on one thread and once with cv2's default threads; the ratio printed last is
+`pipeline / faster loop`. CPU-ms per image (all processes, from /proc) are printed too:
+unlike images/s they hardly move when other programs load the machine.
 
     python benchmarks/input_pipeline.py [--images 512] [--batch-size 32] [--workers N]
 """
@@ -75,17 +78,35 @@ def write_dataset(root, num_images, seed=0):
     return JpegDetectionSet(root, all_boxes, all_classes)
 
 
-def loop_rate(dataset, augment, epoch):
-    start = time.perf_counter()
-    for i in range(len(dataset)):
-        augment(dataset[i], seed=sample_seed(0, epoch, i))
-    return len(dataset) / (time.perf_counter() - start)
+def cpu_seconds(pid):
+    """User + system CPU time of a process, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def pipeline_rate(tf_dataset):
+def measure(run, pids):
+    """Runs `run()` (returns an image count); returns (images/s, CPU ms per image)."""
+    cpu = sum(cpu_seconds(p) for p in pids)
     start = time.perf_counter()
-    count = sum(int(batch["images"].shape[0]) for batch in tf_dataset)
-    return count / (time.perf_counter() - start)
+    count = run()
+    wall = time.perf_counter() - start
+    return count / wall, (sum(cpu_seconds(p) for p in pids) - cpu) / count * 1000
+
+
+def loop(dataset, augment, epoch, cv2_threads):
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(cv2_threads)
+    try:
+        for i in range(len(dataset)):
+            augment(dataset[i], seed=sample_seed(0, epoch, i))
+    finally:
+        cv2.setNumThreads(previous)
+    return len(dataset)
+
+
+def pipeline(tf_dataset):
+    return sum(int(batch["images"].shape[0]) for batch in tf_dataset)
 
 
 def main(argv=None):
@@ -107,21 +128,32 @@ def main(argv=None):
                             keys=("images", "boxes", "classes", "masks"), max_boxes=16)
         tf_dataset = loader.as_tf_dataset()
         with loader:
+            pids = [os.getpid()] + loader.start_workers()
+            default_threads = cv2.getNumThreads()
             # Warm-up: worker start-up, TF graph building, page cache, albumentations import.
-            loop_rate(dataset, augment, epoch=0)
-            pipeline_rate(tf_dataset)
-            loops, pipes = [], []
-            for repeat in range(args.repeats):
-                loops.append(loop_rate(dataset, augment, epoch=repeat + 1))
-                pipes.append(pipeline_rate(tf_dataset))
-            workers = loader.num_workers
-        print(f"tensorflow {tf.__version__}, workers {workers}, batch {args.batch_size}, "
-              f"images {args.images}, skipped {loader.stats()['skipped']}")
-        loop, pipe = max(loops), max(pipes)
-        print(f"loop     {loop:8.1f} images/s  (runs: {', '.join(f'{r:.1f}' for r in loops)})")
-        print(f"pipeline {pipe:8.1f} images/s  (runs: {', '.join(f'{r:.1f}' for r in pipes)})")
+            loop(dataset, augment, 0, 1)
+            pipeline(tf_dataset)
+            runs = {"loop (cv2 1 thread)": [], f"loop (cv2 {default_threads} threads)": [],
+                    "pipeline": []}
+            for epoch in range(1, args.repeats + 1):
+                runs["loop (cv2 1 thread)"].append(
+                    measure(lambda: loop(dataset, augment, epoch, 1), pids[:1]))
+                runs[f"loop (cv2 {default_threads} threads)"].append(
+                    measure(lambda: loop(dataset, augment, epoch, default_threads), pids[:1]))
+                runs["pipeline"].append(measure(lambda: pipeline(tf_dataset), pids))
+        print(f"tensorflow {tf.__version__}, workers {loader.num_workers}, batch "
+              f"{args.batch_size}, images {args.images}, skipped {loader.stats()['skipped']}")
+        best = {}
+        for name, results in runs.items():
+            best[name] = max(rate for rate, _ in results)
+            detail = ", ".join(f"{rate:.1f}" for rate, _ in results)
+            cpu = min(ms for _, ms in results)
+            print(f"{name:22s} {best[name]:7.1f} images/s  (runs: {detail}; "
+                  f"{cpu:.2f} CPU-ms/image, all processes)")
         print(f"load average after: {os.getloadavg()}")
-        print(f"ratio {pipe / loop:.2f}")
+        # Against the faster of the two loops, so the ratio never flatters the pipeline.
+        loop_best = max(rate for name, rate in best.items() if name.startswith("loop"))
+        print(f"ratio {best['pipeline'] / loop_best:.2f}")
 
 
 if __name__ == "__main__":

@@ -62,7 +62,11 @@ TASK_KEYS = {
 _MAX_LOGGED_SKIPS = 10
 
 
-def collate(samples: list[dict], keys, max_boxes: int = 100) -> tuple[dict, int]:
+_DTYPES = {"images": np.uint8, "masks": np.uint8, "labels": np.int32, "boxes": np.float32,
+           "classes": np.int32, "keypoints": np.float32}
+
+
+def collate(samples: list[dict], keys, max_boxes: int = 100, out=None) -> tuple[dict, int]:
     """Stacks sample dicts into a batch dict.
 
     Boxes, classes and keypoints are padded to `max_boxes` rows (zero boxes, class id -1,
@@ -72,6 +76,8 @@ def collate(samples: list[dict], keys, max_boxes: int = 100) -> tuple[dict, int]
         samples: sample dicts with equal image sizes.
         keys: batch keys to produce (see `SAMPLE_KEYS`).
         max_boxes: rows of the padded box tensors.
+        out: optional dict of preallocated arrays (at least `len(samples)` rows) to write
+            into, e.g. views of shared memory; the batch is then made of views of them.
 
     Returns:
         `(batch, num_truncated)`: arrays `images (batch, height, width, 3)` uint8,
@@ -80,43 +86,55 @@ def collate(samples: list[dict], keys, max_boxes: int = 100) -> tuple[dict, int]
         `keypoints (batch, max_boxes, num_keypoints, 3)` float32; and the number of samples
         that had more than `max_boxes` boxes.
     """
+    n = len(samples)
     batch = {}
     truncated = 0
     for key in keys:
-        values = [s[SAMPLE_KEYS[key]] for s in samples]
-        if key == "images":
-            batch[key] = np.stack(values).astype(np.uint8, copy=False)
-        elif key == "masks":
-            batch[key] = np.stack(values).astype(np.uint8, copy=False)
-        elif key == "labels":
-            batch[key] = np.asarray(values, np.int32)
-        elif key in ("boxes", "classes", "keypoints"):
-            fill = -1 if key == "classes" else 0
-            tail = np.asarray(values[0]).shape[1:] if key == "keypoints" else ()
-            tail = (4,) if key == "boxes" else tail
-            dtype = np.int32 if key == "classes" else np.float32
-            out = np.full((len(values), max_boxes) + tail, fill, dtype)
-            for row, value in enumerate(values):
-                value = np.asarray(value, dtype).reshape((-1,) + tail)
-                if key == "boxes" and len(value) > max_boxes:
-                    truncated += 1
-                out[row, : min(len(value), max_boxes)] = value[:max_boxes]
-            batch[key] = out
-        else:
+        if key not in SAMPLE_KEYS:
             raise ValueError(f"Unknown batch key. Expected one of {list(SAMPLE_KEYS)}. "
                              f"Received: key={key!r}")
+        values = [s[SAMPLE_KEYS[key]] for s in samples]
+        if key in ("images", "masks"):
+            shape = (n,) + np.shape(values[0])
+        elif key == "labels":
+            shape = (n,)
+        elif key == "keypoints":
+            shape = (n, max_boxes) + np.shape(values[0])[1:]
+        else:
+            shape = (n, max_boxes, 4) if key == "boxes" else (n, max_boxes)
+        dest = np.empty(shape, _DTYPES[key]) if out is None else out[key][:n]
+        if dest.shape != shape:
+            raise ValueError(f"Batch {key!r} of shape {shape} does not fit the loader's "
+                             f"{dest.shape}; pass the real image_size= / num_keypoints=.")
+        if key == "labels":
+            dest[:] = values
+        elif key in ("images", "masks"):
+            for row, value in enumerate(values):
+                if np.shape(value) != shape[1:]:
+                    raise ValueError(f"Cannot batch {key!r} of shapes {shape[1:]} and "
+                                     f"{np.shape(value)}; resize them (augment=...).")
+                dest[row] = value
+        else:
+            dest.fill(-1 if key == "classes" else 0)
+            for row, value in enumerate(values):
+                value = np.asarray(value, _DTYPES[key]).reshape((-1,) + shape[2:])
+                if key == "boxes" and len(value) > max_boxes:
+                    truncated += 1
+                dest[row, : min(len(value), max_boxes)] = value[:max_boxes]
+        batch[key] = dest
     return batch, truncated
 
 
-def load_batch(dataset, augment, indices, epoch, seed, keys, max_boxes):
-    """Reads, augments and collates one batch; bad samples are skipped, not raised.
+def load_batch(dataset, augment, indices, epoch, seed, keys, max_boxes, out=None):
+    """Reads, augments and collates one batch (into `out`, see `collate`); bad samples are
+    skipped, not raised.
 
     Returns:
         `(batch or None, skipped, num_truncated)` where `skipped` lists
         `(index, reason, message)` per skipped sample; the reason is the exception type,
         plus its `reason` attribute where it has one (`BadImageError`).
     """
-    samples, skipped = [], []
+    samples, skipped, rows, truncated = [], [], 0, 0
     for index in indices:
         index = int(index)
         try:
@@ -133,7 +151,15 @@ def load_batch(dataset, augment, indices, epoch, seed, keys, max_boxes):
                 reason = f"{reason}: {error.reason}"
             skipped.append((index, reason, str(error)[:200]))
             continue
-        samples.append(sample)
+        if out is None:
+            samples.append(sample)
+            continue
+        # Write each sample into its row at once: holding a whole batch of arrays makes
+        # malloc return and re-fault that memory every batch (about 1 ms per image here).
+        truncated += collate([sample], keys, max_boxes, {k: v[rows:] for k, v in out.items()})[1]
+        rows += 1
+    if out is not None:
+        return ({k: v[:rows] for k, v in out.items()} if rows else None), skipped, truncated
     if not samples:
         return None, skipped, 0
     batch, truncated = collate(samples, keys, max_boxes)
@@ -145,7 +171,46 @@ def load_batch(dataset, augment, indices, epoch, seed, keys, max_boxes):
 _RUN_SLOTS = 256
 
 
-def _worker_main(payload, blocked_imports, tasks, results, active_runs, parent_pid):
+def _slot_layout(spec, batch_size):
+    """Byte layout of one batch in shared memory: `[(key, offset, shape, dtype)], size`."""
+    layout, offset = [], 0
+    for key, (shape, dtype) in spec.items():
+        shape = (batch_size,) + tuple(shape[1:])
+        layout.append((key, offset, shape, np.dtype(dtype).str))
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        offset += -(-nbytes // 64) * 64
+    return layout, offset
+
+
+def _slot_views(buffer, layout, slot_bytes, slot):
+    base = slot * slot_bytes
+    return {
+        key: np.frombuffer(buffer, dtype, int(np.prod(shape)), base + offset).reshape(shape)
+        for key, offset, shape, dtype in layout
+    }
+
+
+def _tune_malloc():
+    """Keeps glibc from returning freed image-sized blocks to the OS after every sample.
+
+    By default allocations above 128 KiB (a 224x224 RGB image is 147 KiB) are mmapped and
+    unmapped on free, so every augmented image page-faults its memory in afresh; in a worker
+    that does nothing but this, that was 10-25% of its CPU time.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    libc.mallopt(m_mmap_threshold, 32 * 2**20)
+    libc.mallopt(m_trim_threshold, 256 * 2**20)
+    libc.mallopt(m_top_pad, 16 * 2**20)
+
+
+def _worker_main(payload, blocked_imports, tasks, results, active_runs, buffer, layout,
+                 slot_bytes, parent_pid):
     # Ctrl-C reaches the whole process group; the parent alone decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in blocked_imports:
@@ -161,10 +226,12 @@ def _worker_main(payload, blocked_imports, tasks, results, active_runs, parent_p
             cv2.setNumThreads(1)
         except ImportError:
             pass
+        _tune_malloc()
         dataset, augment, keys, max_boxes, seed = pickle.loads(payload)
     except BaseException:
-        results.put(("error", None, traceback.format_exc()))
+        results.put(("error", None, (None, traceback.format_exc())))
         return
+    views = {}
     while True:
         # After SIGTERM/SIGKILL of the parent nobody would stop us: notice and leave.
         if os.getppid() != parent_pid:
@@ -175,14 +242,20 @@ def _worker_main(payload, blocked_imports, tasks, results, active_runs, parent_p
             continue
         if task is None:
             return
-        run, epoch, batch_index, indices = task
+        run, epoch, batch_index, indices, slot = task
+        key = (run, batch_index)
         if not active_runs[run % _RUN_SLOTS]:
+            results.put(("cancelled", key, slot))
             continue
+        if slot not in views:
+            views[slot] = _slot_views(buffer, layout, slot_bytes, slot)
         try:
-            result = load_batch(dataset, augment, indices, epoch, seed, keys, max_boxes)
-            results.put(("ok", (run, batch_index), result))
+            batch, skipped, truncated = load_batch(dataset, augment, indices, epoch, seed,
+                                                   keys, max_boxes, out=views[slot])
+            size = None if batch is None else len(batch[keys[0]])
+            results.put(("ok", key, (slot, size, skipped, truncated)))
         except Exception:  # noqa: BLE001 - reported to, and raised by, the parent
-            results.put(("error", (run, batch_index), traceback.format_exc()))
+            results.put(("error", key, (slot, traceback.format_exc())))
 
 
 def _stop_workers(processes, tasks, results):
@@ -206,19 +279,29 @@ def _stop_workers(processes, tasks, results):
 
 
 class _WorkerPool:
-    """Worker processes plus the routing of their results to concurrent iterations
-    (tf.data may start an epoch's generator before it finalizes the previous one)."""
+    """Worker processes, the shared-memory slots they write batches into, and the routing
+    of results to concurrent iterations (tf.data may start an epoch's generator before it
+    finalizes the previous one).
 
-    def __init__(self, num_workers, payload, blocked_imports, start_method):
+    Workers collate straight into a slot and send only its number; the parent copies the
+    batch out on receipt and frees the slot. Pickling batches through a pipe instead cost
+    the parent several times more CPU, CPU the workers need on a small machine.
+    """
+
+    def __init__(self, num_workers, payload, blocked_imports, start_method, spec,
+                 batch_size, num_slots):
         ctx = multiprocessing.get_context(start_method)
         self.tasks = ctx.Queue()
         self.results = ctx.Queue()
         self.active_runs = ctx.RawArray("b", _RUN_SLOTS)
+        layout, slot_bytes = _slot_layout(spec, batch_size)
+        self.buffer = ctx.RawArray("B", num_slots * slot_bytes)
+        self.views = [_slot_views(self.buffer, layout, slot_bytes, i) for i in range(num_slots)]
         self.processes = [
             ctx.Process(
                 target=_worker_main,
                 args=(payload, tuple(blocked_imports), self.tasks, self.results,
-                      self.active_runs, os.getpid()),
+                      self.active_runs, self.buffer, layout, slot_bytes, os.getpid()),
                 name=f"kcv-loader-{i}",
                 daemon=True,
             )
@@ -229,9 +312,10 @@ class _WorkerPool:
         self._finalizer = weakref.finalize(
             self, _stop_workers, self.processes, self.tasks, self.results
         )
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._free_slots = list(range(num_slots))
         self._next_run = 0
-        self._pending = {}  # run id -> {batch index: result}
+        self._pending = {}  # run id -> {batch index: (batch, skipped, truncated)}
 
     @property
     def pids(self):
@@ -255,7 +339,10 @@ class _WorkerPool:
             self.active_runs[run % _RUN_SLOTS] = 0
 
     def submit(self, run, epoch, batch_index, indices):
-        self.tasks.put((run, epoch, batch_index, indices))
+        with self._lock:
+            while not self._free_slots:
+                self._receive()
+            self.tasks.put((run, epoch, batch_index, indices, self._free_slots.pop()))
 
     def result(self, run, batch_index):
         """Blocks until the result of `batch_index` of `run` arrives."""
@@ -264,21 +351,34 @@ class _WorkerPool:
                 done = self._pending[run]
                 if batch_index in done:
                     return done.pop(batch_index)
-                try:
-                    kind, key, payload = self.results.get(timeout=0.1)
-                except queue.Empty:
-                    self._check_alive()
-                    continue
-                if kind == "error" and (key is None or key[0] in self._pending):
-                    raise RuntimeError(f"A loader worker failed:\n{payload}")
-                if key[0] in self._pending:
-                    self._pending[key[0]][key[1]] = payload
+                self._receive()
 
-    def _check_alive(self):
-        dead = [p for p in self.processes if p.exitcode is not None]
-        if dead:
-            raise RuntimeError(f"Loader worker {dead[0].name} (pid {dead[0].pid}) exited "
-                               f"with code {dead[0].exitcode}.")
+    def _receive(self):
+        try:
+            kind, key, payload = self.results.get(timeout=0.1)
+        except queue.Empty:
+            dead = [p for p in self.processes if p.exitcode is not None]
+            if dead:
+                raise RuntimeError(f"Loader worker {dead[0].name} (pid {dead[0].pid}) exited "
+                                   f"with code {dead[0].exitcode}.") from None
+            return
+        if kind == "cancelled":
+            self._free_slots.append(payload)
+            return
+        if kind == "error":
+            slot, trace = payload
+            if slot is not None:
+                self._free_slots.append(slot)
+            if key is None or key[0] in self._pending:
+                raise RuntimeError(f"A loader worker failed:\n{trace}")
+            return
+        slot, size, skipped, truncated = payload
+        batch = None
+        if size is not None:
+            batch = {k: v[:size].copy() for k, v in self.views[slot].items()}
+        self._free_slots.append(slot)
+        if key[0] in self._pending:
+            self._pending[key[0]][key[1]] = (batch, skipped, truncated)
 
     def close(self):
         self._finalizer()
@@ -432,7 +532,8 @@ class DataLoader:
                     f"use num_workers=0 otherwise. Received: {error}"
                 ) from error
             self._pool = _WorkerPool(self.num_workers, payload, self.worker_blocked_imports,
-                                     self.start_method)
+                                     self.start_method, self.element_spec(), self.batch_size,
+                                     num_slots=self.prefetch)
         return self._pool
 
     def start_workers(self) -> list[int]:
