@@ -49,6 +49,7 @@ _REGISTRY: dict[str, ModelSpec] = {}
 def register_model(
     name: str,
     builder: Callable[..., Any],
+    /,
     *,
     task: str,
     paper: str,
