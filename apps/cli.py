@@ -4,6 +4,8 @@ Command modules import only click (and the standard library) at module level, so
 `kcv --help` never imports Keras or TensorFlow.
 """
 
+import os
+
 import click
 
 from kerascv_suite import __version__
@@ -15,6 +17,9 @@ from kerascv_suite.apps import models_cmd
 from kerascv_suite.apps import train_cmd
 from kerascv_suite.apps import ui_cmd
 
+# TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) drowns the command's own output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kcv")
@@ -22,5 +27,15 @@ def main():
     """kerascv-suite: classic convolutional networks on Keras 3."""
 
 
-for _command in (*models_cmd.COMMANDS, *data_cmd.COMMANDS, *ui_cmd.COMMANDS, *evaluate_cmd.COMMANDS, *train_cmd.COMMANDS, *export_cmd.COMMANDS, *cam_cmd.COMMANDS,):
-    main.add_command(_command)
+_MODULES = (
+    models_cmd,
+    data_cmd,
+    train_cmd,
+    evaluate_cmd,
+    export_cmd,
+    cam_cmd,
+    ui_cmd,
+)
+for _module in _MODULES:
+    for _command in _module.COMMANDS:
+        main.add_command(_command)
