@@ -6,7 +6,6 @@ import pytest
 
 from kerascv_suite.models.classification.googlenet import googlenet
 from kerascv_suite.models.registry import build
-from kerascv_suite.testing.test_case import run_model_test
 
 # Table 1 of Szegedy et al. 2015, "output size" column, at 224x224x3 input.
 TABLE1_OUTPUT_SHAPES = {
@@ -157,11 +156,8 @@ def test_aux_classifiers_reference_shapes():
     assert model.count_params() == 6_998_552 + heads
 
 
-@pytest.mark.backend
-def test_googlenet_small():
-    model = build("googlenet", input_shape=(32, 32, 3), num_classes=5)
-    assert model.get_layer("inception_3a_output").output.shape[-1] == 256
-    run_model_test(model, (2, 32, 32, 3), expected_output_shape=(2, 5))
+# Build / predict / train / .keras round trip of `googlenet` and `googlenet_aux` at their
+# `test_overrides` run in tests/models/test_registry.py.
 
 
 @pytest.mark.backend
@@ -177,12 +173,17 @@ def test_googlenet_aux_trains_with_weighted_losses():
     )
     history = model.fit(x, {"predictions": y, "aux1": y, "aux2": y}, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    expected = {"predictions": (2, 5), "aux1": (2, 5), "aux2": (2, 5)}
-    run_model_test(model, (2, 65, 65, 3), expected_output_shape=expected, run_training=False)
+    outputs = model.predict(x, verbose=0)
+    assert {k: v.shape for k, v in outputs.items()} == {k: (2, 5) for k in outputs}
+    assert set(outputs) == {"predictions", "aux1", "aux2"}
 
 
 @pytest.mark.backend
 def test_headless_pooling():
+    assert tuple(build("googlenet", input_shape=(32, 32, 3), num_classes=5).output.shape) == (
+        None,
+        5,
+    )
     model = googlenet(include_top=False, pooling="avg", input_shape=(32, 32, 3))
     assert tuple(model.output.shape) == (None, 1024)
     features = googlenet(include_top=False, input_shape=(64, 64, 3))
