@@ -6,13 +6,13 @@ import pytest
 from click.testing import CliRunner
 
 from kerascv_suite.apps.cli import main
-from kerascv_suite.export import export_model, load_exported, verify_export
+from kerascv_suite.export import BACKEND_FORMATS, export_model, load_exported, verify_export
 from kerascv_suite.models import build
 
 # Exports hold float32 graphs of the same ops; differences are rounding only.
 ATOL = 1e-4
 SUFFIX = {"saved_model": "", "onnx": ".onnx", "tflite": ".tflite"}
-pytestmark = pytest.mark.skipif(
+tensorflow_only = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
     reason="ONNX and TFLite exports are written on the tensorflow backend (see export.py)",
 )
@@ -61,6 +61,7 @@ def _saved_model(name, path):
     return model
 
 
+@tensorflow_only
 @pytest.mark.slow
 @pytest.mark.parametrize("export_format", ["saved_model", "onnx", "tflite"])
 @pytest.mark.parametrize("name", ["lenet5", "resnet18"])
@@ -81,6 +82,7 @@ def test_export_reloads_and_matches_keras(tmp_path, name, export_format):
     np.testing.assert_allclose(load_exported(out, export_format)(x), expected, atol=ATOL)
 
 
+@tensorflow_only
 def test_export_registry_name_with_overrides(tmp_path):
     out = tmp_path / "lenet5.onnx"
     result = CliRunner().invoke(
@@ -92,6 +94,7 @@ def test_export_registry_name_with_overrides(tmp_path):
     assert _reload(out, "onnx")(_images((32, 32, 1))).shape == (3, 4)
 
 
+@tensorflow_only
 def test_export_refuses_to_overwrite_and_bad_model(tmp_path):
     out = tmp_path / "m.onnx"
     out.write_text("keep me")
@@ -107,6 +110,7 @@ def test_export_refuses_to_overwrite_and_bad_model(tmp_path):
     assert result.exit_code == 2 and "pickle" in result.output
 
 
+@tensorflow_only
 def test_verify_export_catches_a_wrong_export(tmp_path):
     model = build("lenet5")
     other = build("lenet5")  # different random weights
@@ -118,3 +122,14 @@ def test_verify_export_catches_a_wrong_export(tmp_path):
 def test_unknown_format_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="format='pickle'"):
         export_model(build("lenet5"), tmp_path / "x", "pickle")
+
+
+@pytest.mark.backend
+def test_saved_model_on_every_backend_or_a_clear_error(tmp_path, backend):
+    model = build("lenet5")
+    if "saved_model" not in BACKEND_FORMATS[backend]:
+        with pytest.raises(ValueError, match="KERAS_BACKEND=tensorflow"):
+            export_model(model, tmp_path / "sm", "saved_model")
+        return
+    path = export_model(model, tmp_path / "sm", "saved_model")
+    assert verify_export(model, path, "saved_model").ok(ATOL)
