@@ -30,6 +30,7 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 from typing import Any
 
 MODES = (None, "mirrored", "multi_worker", "data_parallel", "auto")
@@ -143,7 +144,14 @@ def _resolve_mode(mode, backend):
 
 def _local_tf_devices(tf):
     gpus = tf.config.list_logical_devices("GPU")
-    return [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+    devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+    if len(devices) == 1:
+        warnings.warn(
+            f"MirroredStrategy has one device ({devices[0]}), so nothing is distributed. On a "
+            "CPU-only machine call configure_host_devices(n) before TensorFlow starts.",
+            stacklevel=3,
+        )
+    return devices
 
 
 def _structured_reduce_strategy(tf):

@@ -181,3 +181,17 @@ def test_multi_worker_needs_tf_config(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "not json")
     with pytest.raises(ValueError, match="not json"):
         distribute._multi_worker_strategy(None)
+
+
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
+                    reason="MirroredStrategy runs on the tensorflow backend")
+def test_mirrored_on_one_device_warns_and_still_trains():
+    import tensorflow as tf
+
+    from kerascv_suite.training.distribute import distribution_scope
+
+    if len(tf.config.list_logical_devices("CPU")) + len(tf.config.list_logical_devices("GPU")) != 1:
+        pytest.skip("this process has several devices")
+    with pytest.warns(UserWarning, match="one device"):
+        with distribution_scope("mirrored") as dist:
+            assert dist.num_replicas == 1
