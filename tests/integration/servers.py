@@ -121,6 +121,20 @@ def group_alive(pgid) -> bool:
     return False
 
 
+def children(pid):
+    """Pids of the live direct children of `pid`."""
+    found = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.split("/")[2]))
+    return found
+
+
 @contextlib.contextmanager
 def spawn(cmd, log_path, env=None, cwd=None):
     """Starts `cmd` in its own process group with output to `log_path`; stops the group on exit."""

@@ -9,12 +9,15 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.servers import free_port, require, spawn, venv_script, wait_for_http
+from tests.integration.servers import (children, free_port, group_alive, require, spawn,
+                                      venv_script, wait_for_http)
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -30,7 +33,9 @@ CHROMIUM_FLAGS = (
 # The texts of the leaf elements on the same line as, and right of, a row label: the
 # compare page lays runs out as columns, so these are the row's values, left to right. The
 # search widens from the label to its ancestors until `count` values are found, so text on
-# the same line elsewhere (the assistant side panel) stays out.
+# the same line elsewhere (the assistant side panel) stays out. Nothing is scrolled: the
+# metric names and values are two virtualized grids that MLflow keeps in step only when the
+# values grid scrolls, so scrolling a name into view would misalign them.
 ROW_JS = """
 const [kind, label, count] = arguments;
 let anchor = null;
@@ -42,7 +47,6 @@ if (kind === 'metric') {
     .find(e => e.children.length === 0 && e.textContent.trim() === label);
 }
 if (!anchor) return null;
-anchor.scrollIntoView({block: 'center'});
 const r = anchor.getBoundingClientRect();
 const y = (r.top + r.bottom) / 2;
 for (let scope = anchor.parentElement; scope; scope = scope.parentElement) {
@@ -114,7 +118,8 @@ def test_ui_shows_two_training_runs_side_by_side(tmp_path):
     assert len(runs) == 2
     run_ids = [r.info.run_id for r in runs]
     common = set(runs[0].data.metrics) & set(runs[1].data.metrics)
-    checked = [m for m in ("val_accuracy", "test_accuracy", "loss") if m in common]
+    wanted = ("accuracy", "loss", "val_accuracy", "test_accuracy")
+    checked = [m for m in wanted if m in common]
     assert len(checked) >= 2, sorted(common)
 
     port = free_port()
@@ -150,8 +155,23 @@ def test_ui_shows_two_training_runs_side_by_side(tmp_path):
                     lambda d: d.find_elements(By.CSS_SELECTOR, ".parcoords-control-view"))
             screenshot = tmp_path / "mlflow_compare_runs.png"
             assert driver.save_screenshot(str(screenshot))
+        except Exception:
+            # Keep what the browser saw, for a failure in CI.
+            ARTIFACTS.mkdir(exist_ok=True)
+            driver.save_screenshot(str(ARTIFACTS / "mlflow_compare_runs_failed.png"))
+            raise
         finally:
             driver.quit()
+        # `kcv ui` runs the server in a process group of its own; SIGTERM to `kcv ui` alone
+        # must stop that whole group (uvicorn workers included).
+        server_groups = [os.getpgid(pid) for pid in children(process.pid)]
+        assert server_groups, "kcv ui has no server child"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        deadline = time.monotonic() + 30
+        while any(map(group_alive, server_groups)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(map(group_alive, server_groups)), "mlflow server outlived kcv ui"
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(screenshot, ARTIFACTS / screenshot.name)
     assert screenshot.stat().st_size > 10_000
