@@ -200,7 +200,9 @@ def test_workers_stop_when_the_iterator_or_loader_is_dropped():
 
 
 _CHILD = """
-import json, sys
+import json, signal, sys
+# A shell may start background jobs with SIGINT ignored; behave like an interactive run.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {repo!r})
 from kerascv_suite.data.loader import DataLoader
 from tests.data.test_loader import ToyDataset
