@@ -62,6 +62,15 @@ class MixedSizes(ToyDataset):
         return sample
 
 
+class Crashing(ToyDataset):
+    """Sample 5 kills its process, as a segfault or the OOM killer would."""
+
+    def __getitem__(self, i):
+        if i == 5:
+            os._exit(3)
+        return super().__getitem__(i)
+
+
 class ProbeAugment:
     """Augments, then records in the label whether a heavy framework is imported here."""
 
@@ -166,6 +175,13 @@ def test_a_collate_error_is_raised_not_skipped():
     with DataLoader(MixedSizes(8), batch_size=4, shuffle=False, num_workers=1,
                     keys=("images",)) as loader:
         with pytest.raises(RuntimeError, match="worker failed(.|\n)*ValueError"):
+            list(loader)
+
+
+def test_a_dead_worker_is_an_error_not_a_hang():
+    with DataLoader(Crashing(16), batch_size=4, shuffle=False, num_workers=2,
+                    keys=("images",)) as loader:
+        with pytest.raises(RuntimeError, match="exited with code 3"):
             list(loader)
 
 
