@@ -187,19 +187,9 @@ def _ensemble_members(models, image_size, fallback_size):
     shapes = {(m.size, m.channels) for m in members}
     if len(shapes) > 1:
         return members, "mean"
-    import keras
-
     from kerascv_suite.models.classification.ensemble import ensemble
 
-    wrapped = []
-    for i, member in enumerate(members):
-        model = member.model
-        # The ensemble needs distinct member names (two loads of one file share theirs), and
-        # a reloaded .keras model returns a one-element list: re-wrap it to return the tensor.
-        duplicate = any(m.model.name == model.name for m in members[:i])
-        name = f"{model.name}_{i}" if duplicate else model.name
-        wrapped.append(keras.Model(model.inputs[0], model.outputs[0], name=name))
-    averaged = ensemble(wrapped, name="ensemble")
+    averaged = ensemble([m.model for m in members], name="ensemble")
     return [_Member(averaged, image_size, fallback_size)], "model"
 
 

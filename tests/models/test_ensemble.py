@@ -39,7 +39,19 @@ def test_rejects_incompatible_members():
         ensemble([small, models.build("squeezenet1_0", classifier_activation=None, **SMALL)])
     with pytest.raises(ValueError, match="at least two"):
         ensemble([small])
-    with pytest.raises(ValueError, match="distinct names"):
-        ensemble([small, small])
     with pytest.raises(ValueError, match="keras.Model or a registry name"):
         ensemble([small, 3])
+
+
+def test_two_loads_of_one_file(tmp_path):
+    # Reloaded .keras models share their name and return a one-element list when called.
+    path = tmp_path / "member.keras"
+    models.build("squeezenet1_1", **SMALL).save(path)
+    first, second = (keras.saving.load_model(path) for _ in range(2))
+    averaged = ensemble([first, second])
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(averaged(x)),
+        keras.ops.convert_to_numpy(keras.tree.flatten(first(x))[0]),
+        atol=1e-6,
+    )

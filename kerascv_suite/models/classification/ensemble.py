@@ -31,8 +31,7 @@ def ensemble(models, name="ensemble", **overrides):
 
     Raises:
         ValueError: fewer than two models, members with several inputs or outputs, without a
-            final softmax, with different input shapes or numbers of classes, or two members
-            with the same name.
+            final softmax, or with different input shapes or numbers of classes.
 
     Example:
         >>> model = ensemble(["resnet18", "squeezenet1_1"], num_classes=10,
@@ -84,16 +83,18 @@ def ensemble(models, name="ensemble", **overrides):
             "Ensemble members must share num_classes. Received: "
             + ", ".join(f"{m.name}: {m.outputs[0].shape[-1]}" for m in members)
         )
-    names = [m.name for m in members]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ValueError(
-            f"Ensemble members need distinct names; repeated: {duplicates}. Build them with "
-            "different `name=` values."
-        )
+    # Two loads of one file share a name, but layers of one functional model need distinct
+    # names: re-wrap a repeated member under a new name (its weights stay shared).
+    seen = set()
+    for i, m in enumerate(members):
+        if m.name in seen:
+            members[i] = keras.Model(m.inputs, m.outputs, name=f"{m.name}_{i}")
+        seen.add(members[i].name)
 
     inputs = keras.Input(
         shape=members[0].inputs[0].shape[1:], dtype=members[0].inputs[0].dtype, name="image"
     )
-    outputs = keras.layers.Average(name="average")([m(inputs) for m in members])
+    # A model reloaded from .keras returns a one-element list when called; take the tensor.
+    probabilities = [keras.tree.flatten(m(inputs))[0] for m in members]
+    outputs = keras.layers.Average(name="average")(probabilities)
     return keras.Model(inputs, outputs, name=name)
