@@ -88,7 +88,8 @@ def train_command(config_path, resume, **options):
             if ignored or config_path:
                 click.echo(f"Resuming {run_dir} with its saved config; ignoring "
                            f"{', '.join(ignored + (['--config'] if config_path else []))}.")
-            kept = {k: v for k, v in options.items() if k not in _FIXED_ON_RESUME}
+            kept = {k: v for k, v in options.items()
+                    if k not in _FIXED_ON_RESUME + ("run_dir", "name")}
             config = pipeline.load_run_config(run_dir, **kept)
         else:
             config = pipeline.load_config(config_path, **options)

@@ -379,12 +379,15 @@ def _device_names(backend):
     return ["gpu" for _ in tf.config.list_physical_devices("GPU")] or ["cpu"]
 
 
-class _Subset:
-    """A view of some entries of a dataset (for folders without split sub-folders)."""
+class _View:
+    """Some entries of a dataset (folders without split sub-folders), optionally with
+    grayscale images repeated to RGB (the augmenter and loader take 3-channel images; the
+    batches are cut back to one channel before they reach a 1-channel model)."""
 
-    def __init__(self, dataset, indices):
+    def __init__(self, dataset, indices=None, gray_to_rgb=False):
         self.dataset = dataset
-        self.indices = [int(i) for i in indices]
+        self.indices = None if indices is None else [int(i) for i in indices]
+        self.gray_to_rgb = gray_to_rgb
         self.class_names = dataset.class_names
         self.task = dataset.task
         self.skipped = dataset.skipped
@@ -394,10 +397,16 @@ class _Subset:
         return len(self.class_names)
 
     def __len__(self):
-        return len(self.indices)
+        return len(self.dataset) if self.indices is None else len(self.indices)
 
     def __getitem__(self, index):
-        return self.dataset[self.indices[index]]
+        sample = self.dataset[index if self.indices is None else self.indices[index]]
+        image = sample["image"]
+        if self.gray_to_rgb and image.shape[-1] == 1:
+            import numpy as np
+
+            sample = {**sample, "image": np.repeat(image, 3, axis=-1)}
+        return sample
 
 
 def _split_indices(count, seed, fractions=(0.8, 0.1, 0.1)):
@@ -442,7 +451,7 @@ def open_splits(config, channels):
         return train, val, test
     full = read_folders(root, channels=channels)
     train, val, test = _split_indices(len(full), config.seed)
-    return _Subset(full, train), _Subset(full, val), _Subset(full, test)
+    return _View(full, train), _View(full, val), _View(full, test)
 
 
 @dataclasses.dataclass
@@ -470,7 +479,7 @@ class ClassifierData:
 
     def test_batches(self):
         for batch in self.test_loader.iter_epoch(0):
-            yield batch["images"], batch["labels"]
+            yield batch["images"][..., : self.input_shape[-1]], batch["labels"]
 
     def close(self):
         for loader in (self.train_loader, self.val_loader, self.test_loader):
@@ -500,6 +509,9 @@ def load_data(config) -> ClassifierData:
     channels = reference[2] if len(reference) == 3 else 3
     size = (config.image_size, config.image_size) if config.image_size else reference[:2]
     train, val, test = open_splits(config, channels)
+    if channels == 1:
+        train, val, test = (_View(ds, gray_to_rgb=True) if ds is not None else None
+                            for ds in (train, val, test))
     if config.augment:
         train_aug = build_augmenter(config.augment, image_size=size,
                                     **(config.augment_options or {}))
@@ -516,19 +528,21 @@ def load_data(config) -> ClassifierData:
         train_loader=train_loader,
         val_loader=val_loader,
         test_loader=test_loader,
-        train=_fit_dataset(train_loader),
-        val=_fit_dataset(val_loader) if val_loader else None,
+        train=_fit_dataset(train_loader, channels),
+        val=_fit_dataset(val_loader, channels) if val_loader else None,
         class_names=list(train.class_names),
         input_shape=(*size, channels),
     )
 
 
-def _fit_dataset(loader):
+def _fit_dataset(loader, channels):
     """The loader's `(images, labels)` tf.data pipeline with its length declared, so Keras
     shows the number of steps from the first epoch and knows when an epoch ends."""
     import tensorflow as tf
 
     ds = loader.as_tf_dataset(x="images", y="labels")
+    if channels == 1:
+        ds = ds.map(lambda images, labels: (images[..., :1], labels))
     return ds.apply(tf.data.experimental.assert_cardinality(len(loader)))
 
 

@@ -144,7 +144,13 @@ class Tracker:
     def start(self, run_id=None, run_name=None, tags=None):
         """Starts a new run, or continues `run_id` (a resumed training run)."""
         import mlflow
+        from mlflow.tracking._tracking_service import utils
 
+        # The fluent API (start_run, log_model) reads a process-wide URI, and setting it also
+        # sets MLFLOW_TRACKING_URI; both are restored by `end` so a later run in the same
+        # process (a notebook, a test) resolves its store afresh.
+        self._saved_uri = (getattr(utils, "_tracking_uri", None),
+                           os.environ.get("MLFLOW_TRACKING_URI"))
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_experiment(self.experiment)
         if mlflow.active_run() is not None:
@@ -234,3 +240,8 @@ class Tracker:
 
         if mlflow.active_run() is not None:
             mlflow.end_run(status=status)
+        saved, self._saved_uri = getattr(self, "_saved_uri", None), None
+        if saved is not None:
+            mlflow.set_tracking_uri(saved[0])
+            if saved[1] is not None:
+                os.environ["MLFLOW_TRACKING_URI"] = saved[1]

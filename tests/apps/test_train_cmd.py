@@ -1,0 +1,128 @@
+"""`kcv train`: options, config precedence, resume after `kill -9`, NaN stop, dead server."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import pytest
+import yaml
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from kerascv_suite.apps.cli import main
+from tests.training.helpers import closed_port
+
+KCV = [sys.executable, "-c", "from kerascv_suite.apps.cli import main; main()"]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    return tmp_path
+
+
+def _invoke(*args):
+    return CliRunner().invoke(main, ["train", *args])
+
+
+def test_help_does_not_import_keras():
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from kerascv_suite.apps.cli import main\n"
+        "r = CliRunner().invoke(main, ['train', '--help'])\n"
+        "assert r.exit_code == 0 and '--resume' in r.output, r.output\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bad_options_name_the_value(workdir):
+    result = _invoke("--optimizer", "adagrad")
+    assert result.exit_code == 2 and "adagrad" in result.output
+    other = next(b for b in ("jax", "torch", "tensorflow") if b != keras.backend.backend())
+    result = _invoke("--backend", other)
+    assert result.exit_code == 2 and "already imported" in result.output
+    result = _invoke("--resume", str(workdir / "nothing"))
+    assert result.exit_code == 2 and "not a run folder" in result.output
+
+
+def test_unreachable_tracking_server_fails_before_training(workdir):
+    uri = f"http://127.0.0.1:{closed_port()}"
+    start = time.monotonic()
+    result = _invoke("--model", "lenet5", "--epochs", "1", "--tracking-uri", uri)
+    assert result.exit_code == 1
+    assert "unreachable" in result.output and "nothing was trained" in result.output
+    assert time.monotonic() - start < 15
+    assert not (workdir / "runs").exists()
+
+
+@pytest.mark.slow
+def test_cli_beats_config_file_beats_recipe(workdir):
+    recipe = workdir / "mine.yaml"
+    recipe.write_text("model: lenet5\nepochs: 1\nlr: 0.01\nbatch_size: 64\n")
+    result = _invoke("--config", str(recipe), "--lr", "0.002", "--workers", "0",
+                     "--run-dir", "runs/train/prec")
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((workdir / "runs/train/prec/config.yaml").read_text())
+    assert (saved["lr"], saved["batch_size"], saved["epochs"]) == (0.002, 64, 1)
+    assert saved["schedule"] == "warmup_cosine"  # from the lenet5_digits recipe
+    assert "test_accuracy" in result.output
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_with_a_clear_message(workdir):
+    result = _invoke("--model", "lenet5", "--epochs", "2", "--optimizer", "sgd", "--lr", "1e9",
+                     "--schedule", "constant", "--workers", "0", "--run-dir", "runs/train/nan")
+    assert result.exit_code == 1
+    assert "Loss became" in result.output and "at epoch 1, batch" in result.output
+    state = json.loads((workdir / "runs/train/nan/checkpoints/state.json").read_text())
+    assert state["epoch"] == 0
+    run = MlflowClient(os.environ["MLFLOW_TRACKING_URI"]).get_run(state["mlflow_run_id"])
+    assert run.info.status == "FAILED"
+
+
+def _state(run_dir):
+    path = run_dir / "checkpoints" / "state.json"
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {"epoch": 0}
+
+
+@pytest.mark.slow
+def test_resume_after_kill_loses_no_epoch(workdir):
+    run_dir = workdir / "runs" / "train" / "killed"
+    args = ["train", "--model", "lenet5", "--epochs", "5", "--workers", "0",
+            "--run-dir", str(run_dir)]
+    process = subprocess.Popen(KCV + args, cwd=workdir, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while _state(run_dir)["epoch"] < 1 and process.poll() is None:
+        assert time.monotonic() < deadline, "no epoch finished in 120 s"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    killed_at = _state(run_dir)["epoch"]
+    assert 1 <= killed_at < 5, "the run finished before it could be killed"
+
+    resumed = subprocess.run(KCV + ["train", "--resume", str(run_dir)], cwd=workdir,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"after epoch {killed_at}" in resumed.stdout
+
+    state = _state(run_dir)
+    assert state["epoch"] == 5 and state["finished"]
+    with open(run_dir / "results.csv") as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [1, 2, 3, 4, 5]
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    steps = sorted(m.step for m in client.get_metric_history(state["mlflow_run_id"], "loss"))
+    assert steps == [1, 2, 3, 4, 5]
+    assert "test_accuracy" in client.get_run(state["mlflow_run_id"]).data.metrics
