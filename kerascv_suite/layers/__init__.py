@@ -21,11 +21,17 @@ from kerascv_suite.layers.local_response_normalization import LocalResponseNorma
 from kerascv_suite.layers.max_pooling_with_argmax import MaxPoolingWithArgmax
 from kerascv_suite.layers.max_unpooling import MaxUnpooling
 from kerascv_suite.layers.residual_blocks import BasicBlock, BottleneckBlock
+from kerascv_suite.layers.roi_align import RoIAlign
+from kerascv_suite.layers.roi_pooling import RoIPooling
 from kerascv_suite.layers.scaled_tanh import scaled_tanh
+from kerascv_suite.layers.spatial_pyramid_pooling import SpatialPyramidPooling
 from kerascv_suite.layers.squeeze_excite import SqueezeExcite
 from kerascv_suite.layers.trainable_subsampling import TrainableSubsampling
 
 __all__ = [
+    "RoIAlign",
+    "RoIPooling",
+    "SpatialPyramidPooling",
     "BilinearInitializer",
     "CropConcatenate",
     "MaxPoolingWithArgmax",
