@@ -12,6 +12,7 @@ from kerascv_suite import __version__
 from kerascv_suite.apps import cam_cmd
 from kerascv_suite.apps import data_cmd
 from kerascv_suite.apps import evaluate_cmd
+from kerascv_suite.apps import evaluate_detections_cmd
 from kerascv_suite.apps import export_cmd
 from kerascv_suite.apps import models_cmd
 from kerascv_suite.apps import train_cmd
@@ -32,6 +33,7 @@ _MODULES = (
     data_cmd,
     train_cmd,
     evaluate_cmd,
+    evaluate_detections_cmd,
     export_cmd,
     cam_cmd,
     ui_cmd,
