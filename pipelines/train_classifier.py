@@ -593,6 +593,12 @@ def prepare_model(config, data, state, run_dir, log=print):
                 f"new head for {num_classes} classes.")
         else:
             model = build(config.model, num_classes=num_classes, input_shape=data.input_shape)
+        if config.mixed_precision and model.outputs[0].dtype != "float32":
+            # Keras' mixed-precision guide: keep the outputs float32 so the loss, metrics
+            # (top-k needs float32 on TensorFlow) and softmax are computed at full precision.
+            outputs = keras.layers.Activation("linear", dtype="float32",
+                                              name="output_float32")(model.outputs[0])
+            model = keras.Model(model.inputs, outputs, name=model.name)
         if config.freeze is not None:
             frozen = finetune.apply_freeze(model, config.freeze, transferred)
             log(f"Phase 1 ({phase1} epochs): {len(frozen)} layers frozen ({config.freeze}).")
