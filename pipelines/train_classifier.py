@@ -292,6 +292,8 @@ def run(config: TrainConfig, *, resume=False, log=print) -> TrainResult:
     if not resume and (state.epoch > 0 or state.mlflow_run_id):
         raise FileExistsError(f"{run_dir} already holds a run; resume it with --resume "
                               f"{run_dir}, or choose another --run-dir.")
+    if resume and state.finished and state.epoch >= config.epochs:
+        raise ValueError(f"{run_dir} already finished {state.epoch} epochs; nothing to resume.")
     # Probe the tracking store first: a dead server must not cost a training run.
     tracker = Tracker(config.tracking_uri, config.experiment)
     log(f"Run folder: {run_dir}  (MLflow store: {tracker.tracking_uri})")

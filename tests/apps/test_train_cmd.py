@@ -100,7 +100,7 @@ def _state(run_dir):
 @pytest.mark.slow
 def test_resume_after_kill_loses_no_epoch(workdir):
     run_dir = workdir / "runs" / "train" / "killed"
-    args = ["train", "--model", "lenet5", "--epochs", "5", "--workers", "0",
+    args = ["train", "--model", "lenet5", "--epochs", "4", "--workers", "0",
             "--run-dir", str(run_dir)]
     process = subprocess.Popen(KCV + args, cwd=workdir, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
@@ -111,7 +111,7 @@ def test_resume_after_kill_loses_no_epoch(workdir):
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     killed_at = _state(run_dir)["epoch"]
-    assert 1 <= killed_at < 5, "the run finished before it could be killed"
+    assert 1 <= killed_at < 4, "the run finished before it could be killed"
 
     resumed = subprocess.run(KCV + ["train", "--resume", str(run_dir)], cwd=workdir,
                              capture_output=True, text=True, timeout=300)
@@ -119,10 +119,13 @@ def test_resume_after_kill_loses_no_epoch(workdir):
     assert f"after epoch {killed_at}" in resumed.stdout
 
     state = _state(run_dir)
-    assert state["epoch"] == 5 and state["finished"]
+    assert state["epoch"] == 4 and state["finished"]
     with open(run_dir / "results.csv") as f:
-        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [1, 2, 3, 4, 5]
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [1, 2, 3, 4]
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     steps = sorted(m.step for m in client.get_metric_history(state["mlflow_run_id"], "loss"))
-    assert steps == [1, 2, 3, 4, 5]
+    assert steps == [1, 2, 3, 4]
     assert "test_accuracy" in client.get_run(state["mlflow_run_id"]).data.metrics
+
+    again = CliRunner().invoke(main, ["train", "--resume", str(run_dir)])
+    assert again.exit_code == 2 and "already finished 4 epochs" in again.output
