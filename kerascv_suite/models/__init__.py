@@ -7,6 +7,8 @@ Example:
 """
 
 from kerascv_suite.models import classification  # noqa: F401  (registers the families)
+from kerascv_suite.models import detection  # noqa: F401
+from kerascv_suite.models import segmentation  # noqa: F401
 from kerascv_suite.models.classification.ensemble import ensemble
 from kerascv_suite.models.registry import (
     TASKS,

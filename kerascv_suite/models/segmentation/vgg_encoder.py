@@ -1,0 +1,92 @@
+"""The VGG16 encoder shared by FCN, DeconvNet and SegNet, with keras.applications layer names."""
+
+import keras
+
+from kerascv_suite.layers.max_pooling_with_argmax import MaxPoolingWithArgmax
+
+VGG16_PAPER = (
+    "K. Simonyan, A. Zisserman. Very Deep Convolutional Networks for Large-Scale Image "
+    "Recognition. ICLR 2015."
+)
+# VGG16 (configuration D): filters of each 3x3 convolution, block by block.
+VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+
+
+def scaled(filters, width):
+    """`filters * width`, rounded, at least 1 (the reduced-width CPU recipes)."""
+    return max(1, int(round(filters * width)))
+
+
+def conv_bn_relu(x, filters, kernel, name, batch_norm, transpose=False, padding="same"):
+    """A convolution (or transposed convolution) followed by optional BN and a ReLU.
+
+    Without batch norm the ReLU is the convolution's activation, as in keras.applications.
+    With it the layers are `{name}`, `{name}_bn`, `{name}_relu`.
+    """
+    cls = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
+    if not batch_norm:
+        return cls(filters, kernel, padding=padding, activation="relu", name=name)(x)
+    x = cls(filters, kernel, padding=padding, name=name)(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def vgg16_encoder(x, width=1.0, batch_norm=False, argmax=False, pool_padding="same"):
+    """Applies VGG16's 13 convolutions and 5 poolings (`block1_conv1` ... `block5_pool`).
+
+    Args:
+        x: `(batch, height, width, 3)` preprocessed images.
+        width: multiplier of every convolution's filters (1.0: the paper).
+        batch_norm: add BatchNormalization after each convolution (SegNet, DeconvNet).
+        argmax: pool with `MaxPoolingWithArgmax` and keep the indices for unpooling.
+        pool_padding: `"same"` rounds pooled sizes up, so any input size works.
+
+    Returns:
+        `(x, skips)`: the `block5_pool` output and a list, per block, of dicts with
+        `"input"` (the pooled tensor), `"pool"` and (with `argmax`) `"indices"`.
+    """
+    skips = []
+    for block, filters in enumerate(VGG16_BLOCKS, start=1):
+        for index, f in enumerate(filters, start=1):
+            x = conv_bn_relu(x, scaled(f, width), 3, f"block{block}_conv{index}", batch_norm)
+        skip = {"input": x}
+        if argmax:
+            x, skip["indices"] = MaxPoolingWithArgmax(
+                2, padding=pool_padding, name=f"block{block}_pool"
+            )(x)
+        else:
+            x = keras.layers.MaxPooling2D(2, strides=2, padding=pool_padding,
+                                          name=f"block{block}_pool")(x)  # fmt: skip
+        skip["pool"] = x
+        skips.append(skip)
+    return x, skips
+
+
+def load_vgg16_backbone(model, backbone_weights):
+    """Copies the 13 convolutions of a keras.applications VGG16 weights file into `model`.
+
+    Args:
+        model: a model built with `vgg16_encoder` at `width=1.0`.
+        backbone_weights: a `.weights.h5` (or legacy `.h5`) file of
+            `keras.applications.VGG16(include_top=False)`, e.g. its ImageNet weights file
+            `vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5`, or a `keras.Model` holding
+            those layers. The copy goes by layer name (`block1_conv1` ...), so batch
+            normalization and everything after `block5_pool` keep their initialization.
+    """
+    if isinstance(backbone_weights, keras.Model):
+        source = backbone_weights
+    else:
+        source = keras.applications.VGG16(include_top=False, weights=None)
+        source.load_weights(backbone_weights)
+    for block, filters in enumerate(VGG16_BLOCKS, start=1):
+        for index in range(1, len(filters) + 1):
+            name = f"block{block}_conv{index}"
+            weights = source.get_layer(name).get_weights()
+            target = model.get_layer(name)
+            if [w.shape for w in target.get_weights()] != [w.shape for w in weights]:
+                raise ValueError(
+                    f"Layer {name!r} of {model.name!r} does not fit VGG16's weights (built "
+                    f"with width != 1?). Received: backbone_weights={backbone_weights!r}"
+                )
+            target.set_weights(weights)
+    return model

@@ -1,0 +1,42 @@
+import keras
+import numpy as np
+import pytest
+
+from kerascv_suite import models
+from kerascv_suite.testing import run_model_test
+
+
+@pytest.mark.backend
+def test_trains_predicts_and_round_trips():
+    # 44x52: poolings round up (22x26 ... 2x2) and unpooling returns the exact sizes.
+    model = models.build("segnet", input_shape=(44, 52, 3), num_classes=5, width=0.0625)
+    run_model_test(model, (2, 44, 52, 3), expected_output_shape=(2, 44, 52, 5))
+
+
+def test_encoder_is_vgg16s_13_convolutions():
+    model = models.build("segnet")
+    convs = [layer for layer in model.layers if layer.name.startswith("block")
+             and isinstance(layer, keras.layers.Conv2D)]  # fmt: skip
+    assert len(convs) == 13
+    # Badrinarayanan et al. 2017, section 3: the encoder has 14.7M parameters (VGG16's
+    # 13 convolutions; keras.applications VGG16(include_top=False) has 14,714,688).
+    assert sum(layer.count_params() for layer in convs) == 14_714_688
+    # Decoder upsamples with the encoder's indices: one unpooling per encoder pooling.
+    assert [model.get_layer(f"upsample{b}").output.shape[1:3] for b in (5, 1)] == [
+        (23, 30), (360, 480)]  # fmt: skip
+
+
+@pytest.mark.backend
+def test_unpooling_uses_the_encoder_switches():
+    model = models.build("segnet", input_shape=(32, 32, 3), num_classes=2, width=0.0625)
+    probe = keras.Model(model.input, [model.get_layer("block1_conv2_relu").output,
+                                      model.get_layer("upsample1").output])  # fmt: skip
+    x = np.random.default_rng(0).uniform(0, 255, (1, 32, 32, 3)).astype("float32")
+    features, upsampled = (keras.ops.convert_to_numpy(t) for t in probe(x))
+    # Exactly one non-zero per 2x2 window and channel, at the window's maximum.
+    nonzero = (upsampled != 0).reshape(1, 16, 2, 16, 2, -1).sum(axis=(2, 4))
+    assert nonzero.max() <= 1
+    windows = features.reshape(1, 16, 2, 16, 2, -1).transpose(0, 1, 3, 5, 2, 4).reshape(1, 16, 16, -1, 4)
+    where = (upsampled != 0).reshape(1, 16, 2, 16, 2, -1).transpose(0, 1, 3, 5, 2, 4).reshape(1, 16, 16, -1, 4)
+    hit = where.any(-1)
+    assert np.array_equal(where.argmax(-1)[hit], windows.argmax(-1)[hit])
