@@ -195,3 +195,47 @@ def test_mirrored_on_one_device_warns_and_still_trains():
     with pytest.warns(UserWarning, match="one device"):
         with distribution_scope("mirrored") as dist:
             assert dist.num_replicas == 1
+
+
+# `kcv train` in a process whose CPU was split into 2 devices first; the scope is wrapped to
+# report how many replicas the pipeline trained on.
+CLI_SCRIPT = textwrap.dedent(
+    """
+    import contextlib, sys
+    from kerascv_suite.training import distribute
+
+    distribute.configure_host_devices(2)
+    original = distribute.distribution_scope
+
+    @contextlib.contextmanager
+    def reporting_scope(mode=None):
+        with original(mode) as dist:
+            print(f"REPLICAS {dist.mode} {dist.num_replicas}", flush=True)
+            yield dist
+
+    distribute.distribution_scope = reporting_scope
+    from kerascv_suite.apps.cli import main
+
+    main(sys.argv[1:])
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError,
+    reason="known bug: pipelines/train_classifier.run calls finalize() inside the "
+           "distribution scope, where Keras 3's predict_on_batch returns each row once per "
+           "replica (270 test images -> 540 rows). Training itself runs on 2 replicas. "
+           "Remove this marker once finalize() runs after the scope.",
+)
+def test_kcv_train_distribute_mirrored_end_to_end(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", CLI_SCRIPT, "train", "--model", "lenet5", "--epochs", "1",
+         "--distribute", "mirrored", "--workers", "0", "--run-dir", str(tmp_path / "run")],
+        cwd=tmp_path, env=_env("tensorflow"), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "REPLICAS mirrored 2" in proc.stdout
+    assert "Test: test_accuracy" in proc.stdout
+    assert (tmp_path / "run" / "checkpoints").is_dir()
