@@ -1,0 +1,143 @@
+import keras
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, confusion_matrix, jaccard_score
+
+from kerascv_suite.metrics.segmentation import (
+    ConfusionAccumulator,
+    MeanIoUFromConfusion,
+    segmentation_confusion_matrix,
+    segmentation_scores,
+)
+
+
+def _random_case(rng):
+    k = int(rng.integers(2, 7))
+    shape = (int(rng.integers(1, 4)), int(rng.integers(3, 12)), int(rng.integers(3, 12)))
+    # Draw from a random subset of classes so some classes are absent from both maps.
+    present = rng.choice(k, size=int(rng.integers(1, k + 1)), replace=False)
+    labels = rng.choice(present, size=shape).astype(np.uint8)
+    predictions = np.where(rng.random(shape) < 0.6, labels, rng.choice(present, size=shape))
+    labels[rng.random(shape) < 0.15] = 255
+    return k, labels, predictions.astype(np.int64)
+
+
+def _sklearn_reference(labels, predictions, k):
+    keep = labels.ravel() != 255
+    y_true, y_pred = labels.ravel()[keep].astype(int), predictions.ravel()[keep]
+    matrix = confusion_matrix(y_true, y_pred, labels=list(range(k)))
+    seen = sorted(set(y_true) | set(y_pred))
+    if not seen:
+        return matrix, 0.0, 0.0
+    # Jaccard index = IoU, over the classes present in the ground truth or predictions.
+    ious = jaccard_score(y_true, y_pred, labels=seen, average=None)
+    return matrix, float(np.mean(ious)), float(accuracy_score(y_true, y_pred))
+
+
+CASES = [_random_case(np.random.default_rng(seed)) for seed in range(40)]
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_numpy_matches_sklearn(case):
+    k, labels, predictions = CASES[case]
+    matrix, miou, accuracy = _sklearn_reference(labels, predictions, k)
+    ours = segmentation_confusion_matrix(labels, predictions, k)
+    np.testing.assert_array_equal(ours, matrix)
+    scores = segmentation_scores(ours)
+    assert scores.miou == pytest.approx(miou, abs=1e-12)
+    assert scores.pixel_accuracy == pytest.approx(accuracy, abs=1e-12)
+
+
+@pytest.mark.backend
+def test_keras_metric_matches_sklearn_on_every_backend():
+    for k, labels, predictions in CASES:
+        matrix, miou, accuracy = _sklearn_reference(labels, predictions, k)
+        # Scores whose argmax is the prediction, as a softmax model would give.
+        scores = np.eye(k, dtype="float32")[predictions] + 0.01
+        metric = MeanIoUFromConfusion(k)
+        metric.update_state(labels, scores)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(metric.confusion), matrix)
+        assert float(metric.result()) == pytest.approx(miou, abs=1e-6)
+        pixel = MeanIoUFromConfusion(k, metric="pixel_accuracy")
+        pixel.update_state(labels[..., None], predictions)  # (B,H,W,1) labels, class maps
+        assert float(pixel.result()) == pytest.approx(accuracy, abs=1e-6)
+
+
+@pytest.mark.backend
+def test_batch_split_invariance_and_not_a_mean_of_batches():
+    rng = np.random.default_rng(7)
+    k = 4
+    labels = rng.integers(0, k, size=(12, 6, 6)).astype(np.uint8)
+    labels[:6, :, :3] = 0  # the two halves have different class statistics
+    labels[rng.random(labels.shape) < 0.1] = 255
+    predictions = np.where(rng.random(labels.shape) < 0.5, labels, rng.integers(0, k, labels.shape))
+    predictions = np.where(labels == 255, 0, predictions)
+    whole = MeanIoUFromConfusion(k)
+    whole.update_state(labels, predictions)
+    per_batch = []
+    for splits in ([12], [6, 6], [1] * 12, [5, 3, 4]):
+        metric, start = MeanIoUFromConfusion(k), 0
+        accumulator = ConfusionAccumulator(k)
+        for size in splits:
+            metric.update_state(labels[start : start + size], predictions[start : start + size])
+            accumulator.update(labels[start : start + size], predictions[start : start + size])
+            if splits == [6, 6]:
+                single = MeanIoUFromConfusion(k)
+                single.update_state(labels[start : start + size], predictions[start : start + size])
+                per_batch.append(float(single.result()))
+            start += size
+        assert float(metric.result()) == pytest.approx(float(whole.result()), abs=1e-6)
+        assert accumulator.scores().miou == pytest.approx(float(whole.result()), abs=1e-6)
+    assert abs(np.mean(per_batch) - float(whole.result())) > 1e-3
+
+
+@pytest.mark.backend
+def test_metric_inside_compiled_evaluate_covers_the_whole_split():
+    k = 3
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(8, 4, 4, 2)).astype("float32")
+    labels = rng.integers(0, k, size=(8, 4, 4)).astype("int32")
+    labels[0, 0] = 255
+    inputs = keras.Input((4, 4, 2))
+    model = keras.Model(inputs, keras.layers.Conv2D(k, 1, activation="softmax")(inputs))
+    model.compile(loss="sparse_categorical_crossentropy",
+                  metrics=[MeanIoUFromConfusion(k), MeanIoUFromConfusion(k, metric="pixel_accuracy")])  # fmt: skip
+    logs = model.evaluate(images, np.minimum(labels, k - 1), batch_size=3, verbose=0, return_dict=True)
+    predictions = model.predict(images, verbose=0).argmax(-1)
+    reference = segmentation_scores(segmentation_confusion_matrix(np.minimum(labels, k - 1), predictions, k))
+    assert logs["miou"] == pytest.approx(reference.miou, abs=1e-5)
+    assert logs["pixel_accuracy"] == pytest.approx(reference.pixel_accuracy, abs=1e-5)
+
+
+@pytest.mark.backend
+def test_unseen_classes_are_excluded_and_nan_safe():
+    metric = MeanIoUFromConfusion(5)
+    assert float(metric.result()) == 0.0  # nothing evaluated yet
+    metric.update_state(np.array([[0, 0, 1, 255]]), np.array([[0, 1, 1, 3]]))
+    # Class 0: TP 1, FN 1 -> 1/2; class 1: TP 1, FP 1 -> 1/2; classes 2-4 unseen (class 3
+    # is predicted only on an ignored pixel). mIoU = 0.5.
+    assert float(metric.result()) == pytest.approx(0.5)
+    per_class = keras.ops.convert_to_numpy(metric.per_class_iou())
+    np.testing.assert_allclose(per_class[:2], 0.5)
+    assert np.isnan(per_class[2:]).all()
+    metric.reset_state()
+    assert float(metric.result()) == 0.0
+    restored = MeanIoUFromConfusion.from_config(metric.get_config())
+    assert (restored.num_classes, restored.ignore_index, restored.metric) == (5, 255, "miou")
+
+
+def test_numpy_scores_report_and_errors():
+    scores = ConfusionAccumulator(3).update(np.array([0, 1, 255]), np.array([0, 2, 2])).scores()
+    # Class 0 IoU 1; class 1: FN 1 -> 0; class 2: FP 1 -> 0. mIoU = 1/3, accuracy 1/2.
+    assert scores.miou == pytest.approx(1 / 3)
+    assert scores.pixel_accuracy == 0.5
+    assert scores.as_dict(["a", "b", "c"])["per_class_iou"] == {"a": 1.0, "b": 0.0, "c": 0.0}
+    empty = segmentation_scores(np.zeros((2, 2), np.int64))
+    assert empty.miou == 0.0 and empty.pixel_accuracy == 0.0
+    assert empty.as_dict()["per_class_iou"] == {"0": None, "1": None}
+    with pytest.raises(ValueError, match="0..2"):
+        segmentation_confusion_matrix(np.array([3]), np.array([0]), 3)
+    with pytest.raises(ValueError, match="same shape"):
+        segmentation_confusion_matrix(np.zeros(2), np.zeros(3), 3)
+    with pytest.raises(ValueError, match="metric"):
+        MeanIoUFromConfusion(3, metric="dice")
