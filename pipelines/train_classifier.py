@@ -333,7 +333,9 @@ def run(config: TrainConfig, *, resume=False, log=print) -> TrainResult:
             if outcome == "early_stopped":
                 log(f"Early stopping after epoch {state.epoch}: no improvement of "
                     f"{config.monitor} in {config.early_stopping} epochs.")
-            final = finalize(config, data, state, run_dir, tracker, log)
+        # Outside the distribution scope: under MirroredStrategy, Keras' predict_on_batch
+        # returns each row once per replica, which would skew the test metrics.
+        final = finalize(config, data, state, run_dir, tracker, log)
         state.finished = True
         state.save(run_dir)
         tracker.end("FINISHED")

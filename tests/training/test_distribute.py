@@ -222,13 +222,6 @@ CLI_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="known bug: pipelines/train_classifier.run calls finalize() inside the "
-           "distribution scope, where Keras 3's predict_on_batch returns each row once per "
-           "replica (270 test images -> 540 rows). Training itself runs on 2 replicas. "
-           "Remove this marker once finalize() runs after the scope.",
-)
 def test_kcv_train_distribute_mirrored_end_to_end(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-c", CLI_SCRIPT, "train", "--model", "lenet5", "--epochs", "1",
