@@ -17,6 +17,7 @@ from kerascv_suite.layers.inception_module import (
     InceptionV2ModuleC,
     InceptionV2Reduction,
 )
+from kerascv_suite.layers.l2_normalization import L2Normalization
 from kerascv_suite.layers.local_response_normalization import LocalResponseNormalization
 from kerascv_suite.layers.max_pooling_with_argmax import MaxPoolingWithArgmax
 from kerascv_suite.layers.max_unpooling import MaxUnpooling
@@ -49,6 +50,7 @@ __all__ = [
     "InceptionV2ModuleB",
     "InceptionV2ModuleC",
     "InceptionV2Reduction",
+    "L2Normalization",
     "LocalResponseNormalization",
     "SqueezeExcite",
     "TrainableSubsampling",

@@ -1,0 +1,14 @@
+"""Training losses (keras.ops only, every backend, each serializable)."""
+
+from kerascv_suite.losses.detection_targets import (pack_detection_targets,
+                                                    unpack_detection_targets)
+from kerascv_suite.losses.multibox_loss import MultiboxLoss
+from kerascv_suite.losses.yolo_v1_loss import YoloV1Loss, yolo_v1_targets
+
+__all__ = [
+    "MultiboxLoss",
+    "YoloV1Loss",
+    "pack_detection_targets",
+    "unpack_detection_targets",
+    "yolo_v1_targets",
+]

@@ -1,0 +1,211 @@
+"""SSD300 / SSD512 (Liu et al. 2016): VGG16 + extra feature maps + per-map multibox heads."""
+
+import keras
+
+from kerascv_suite.bounding_box import SSD300, SSD512
+from kerascv_suite.bounding_box.anchors import boxes_per_location
+from kerascv_suite.layers.l2_normalization import L2Normalization
+from kerascv_suite.models.classification.vgg import CONFIGS as VGG_CONFIGS
+from kerascv_suite.models.classification.vgg import _parse_conv
+from kerascv_suite.models.common import finish_model, image_input
+from kerascv_suite.models.registry import register_model
+
+PAPER = (
+    "W. Liu, D. Anguelov, D. Erhan, C. Szegedy, S. Reed, C.-Y. Fu, A. C. Berg. SSD: Single "
+    "Shot MultiBox Detector. ECCV 2016 (arXiv:1512.02325)."
+)
+
+# The extra feature layers after fc7 (paper Fig. 2; the reference Caffe ssd_pascal.py and
+# ssd_pascal_512.py): (1x1 filters, 3x3/4x4 filters, kernel, stride, padding) per block,
+# named conv8 .. conv12 as in the paper's figure.
+CONFIGS = {
+    "ssd300": {
+        "default_boxes": SSD300,
+        "extras": ((256, 512, 3, 2, 1), (128, 256, 3, 2, 1), (128, 256, 3, 1, 0),
+                   (128, 256, 3, 1, 0)),
+    },
+    "ssd512": {
+        "default_boxes": SSD512,
+        "extras": ((256, 512, 3, 2, 1), (128, 256, 3, 2, 1), (128, 256, 3, 2, 1),
+                   (128, 256, 3, 2, 1), (128, 256, 4, 1, 1)),
+    },
+}
+
+
+def ssd_default_box_config(config, image_size, feature_map_sizes):
+    """`ssd_default_boxes` arguments of an SSD of any (square) input size.
+
+    At the paper's size (300 or 512) this is `bounding_box.SSD300` / `SSD512` exactly; at
+    other sizes, box sizes and steps scale with the image, so boxes keep the same share of
+    the image, and the feature-map sizes are those of the built network.
+    """
+    base = CONFIGS[config]["default_boxes"]
+    ratio = float(image_size) / base["image_size"]
+    return {
+        "image_size": int(image_size),
+        "feature_map_sizes": tuple(int(s) for s in feature_map_sizes),
+        "steps": tuple(s * ratio for s in base["steps"]),
+        "min_sizes": tuple(s * ratio for s in base["min_sizes"]),
+        "max_sizes": tuple(s * ratio for s in base["max_sizes"]),
+        "aspect_ratios": base["aspect_ratios"],
+    }
+
+
+def ssd(
+    num_classes=20,
+    input_shape=(300, 300, 3),
+    weights=None,
+    preprocessing="caffe",
+    config="ssd300",
+    width=1.0,
+    name=None,
+):
+    """Builds the SSD training model (raw multibox outputs).
+
+    Base: VGG16 conv1_1 .. conv5_3 with keras.applications' layer names (`block1_conv1` ..
+    `block5_conv3`, so `load_vgg16_backbone` copies VGG16 ImageNet weights in), the
+    poolings in Caffe's ceil mode (75 -> 38), pool5 3x3/1, fc6 as a 3x3 convolution with
+    dilation 6 and fc7 as a 1x1 convolution (1024 each), conv4_3 L2-normalized with a learned
+    scale initialized to 20 (sec. 3.1). Extra layers conv8_1 .. conv11_2 (conv12_2 on
+    SSD512), then on each source map a 3x3 convolution for the offsets and one for the
+    class scores of its default boxes (ratios {1, 2, 1/2} or {1, 2, 3, 1/2, 1/3}).
+    `detection.make_inference_model(model)` appends the decode + NMS (`SSDDecoder`).
+
+    Args:
+        num_classes: real classes C; the heads predict C + 1 with background as class 0.
+        input_shape: square `(size, size, channels)`; 300 / 512 in the paper, at least 257
+            for SSD300's valid 3x3 conv10_2 / conv11_2.
+        weights: None, or a weights file / MLflow URI (see `load_weights`).
+        preprocessing: `ImagePreprocessing` mode (`"caffe"`, that of the VGG16 weights).
+        config: `"ssd300"` or `"ssd512"`.
+        width: multiplier of every filter count (1 in the paper; small for CPU training).
+        name: model name.
+
+    Returns:
+        A `keras.Model` mapping `(batch, size, size, 3)` RGB images in [0, 255] to
+        `(batch, num_default_boxes, 4 + C + 1)`: per default box, the 4 encoded offsets
+        then the C + 1 class logits, in the order of `bounding_box.ssd_default_boxes`
+        (8,732 boxes for SSD300, 24,564 for SSD512).
+    """
+    if config not in CONFIGS:
+        raise ValueError(f"config must be one of {tuple(CONFIGS)}. Received: config={config!r}")
+    if input_shape[0] != input_shape[1]:
+        raise ValueError(f"SSD takes square inputs. Received: input_shape={input_shape}")
+    if width <= 0:
+        raise ValueError(f"width must be > 0. Received: width={width!r}")
+    filters = lambda n: max(1, round(n * width))
+    spec = CONFIGS[config]
+    ratios = spec["default_boxes"]["aspect_ratios"]
+
+    # === VGG16 base ===
+    inputs, x = image_input(input_shape, preprocessing)
+    sources = []
+    for block, entries in enumerate(VGG_CONFIGS["D"], start=1):
+        for index, entry in enumerate(entries, start=1):
+            n, kernel = _parse_conv(entry)
+            x = keras.layers.Conv2D(filters(n), kernel, activation="relu", padding="same",
+                                    name=f"block{block}_conv{index}")(x)
+        if block == 4:
+            sources.append(L2Normalization(20.0, name="conv4_3_norm")(x))
+        if block < 5:
+            x = keras.layers.MaxPooling2D(2, strides=2, padding="same",
+                                          name=f"block{block}_pool")(x)
+    x = keras.layers.MaxPooling2D(3, strides=1, padding="same", name="block5_pool")(x)
+    x = keras.layers.Conv2D(filters(1024), 3, dilation_rate=6, padding="same",
+                            activation="relu", name="fc6")(x)
+    x = keras.layers.Conv2D(filters(1024), 1, activation="relu", name="fc7")(x)
+    sources.append(x)
+
+    # === Extra feature layers ===
+    for index, (reduce, out, kernel, stride, pad) in enumerate(spec["extras"], start=8):
+        x = keras.layers.Conv2D(filters(reduce), 1, activation="relu",
+                                name=f"conv{index}_1")(x)
+        if pad:
+            x = keras.layers.ZeroPadding2D(pad, name=f"conv{index}_2_pad")(x)
+        x = keras.layers.Conv2D(filters(out), kernel, strides=stride, activation="relu",
+                                name=f"conv{index}_2")(x)
+        sources.append(x)
+
+    # === Multibox heads ===
+    locs, confs = [], []
+    for source, per_location in zip(sources, boxes_per_location(ratios)):
+        prefix = _source_name(source)
+        size = source.shape[1] * source.shape[2] * per_location
+        loc = keras.layers.Conv2D(per_location * 4, 3, padding="same",
+                                  name=f"{prefix}_mbox_loc")(source)
+        conf = keras.layers.Conv2D(per_location * (num_classes + 1), 3, padding="same",
+                                   name=f"{prefix}_mbox_conf")(source)
+        locs.append(keras.layers.Reshape((size, 4), name=f"{prefix}_mbox_loc_flat")(loc))
+        confs.append(keras.layers.Reshape((size, num_classes + 1),
+                                          name=f"{prefix}_mbox_conf_flat")(conf))
+    loc = keras.layers.Concatenate(axis=1, name="mbox_loc")(locs)
+    conf = keras.layers.Concatenate(axis=1, name="mbox_conf")(confs)
+    outputs = keras.layers.Concatenate(axis=-1, name="mbox_predictions")([loc, conf])
+    return finish_model(inputs, outputs, name or config, weights)
+
+
+def _source_name(tensor):
+    # The producing layer's name: conv4_3_norm, fc7, conv8_2, ...
+    return tensor._keras_history[0].name
+
+
+def load_vgg16_backbone(model, weights):
+    """Copies VGG16 convolution weights (`block*_conv*`) into an SSD model.
+
+    Args:
+        model: an SSD model of width 1.
+        weights: a VGG16 weights file our `vgg16` builder loads with `include_top=False`
+            (keras.applications' `..._notop.h5`, or a `.weights.h5` saved from it).
+
+    Returns:
+        `model`, with its 13 base convolutions set from `weights`.
+    """
+    from kerascv_suite.models.classification.vgg import vgg
+
+    source = vgg(include_top=False, weights=weights, input_shape=(None, None, 3))
+    for layer in source.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            model.get_layer(layer.name).set_weights(layer.get_weights())
+    return model
+
+
+# Parameters of SSD300 with 21 classes (VOC + background), by hand (weights + biases):
+#   VGG16 convolutions 14,714,688 (keras.applications VGG16 include_top=False);
+#   fc6 3*3*512*1024+1024 = 4,719,616; fc7 1024*1024+1024 = 1,049,600; conv4_3_norm 512;
+#   conv8 262,400 + 1,180,160; conv9 65,664 + 295,168; conv10 and conv11 32,896 + 295,168
+#   each -> extras 2,459,520;
+#   loc heads 3*3*C_in*4*k + 4*k for (C_in, k) = (512,4), (1024,6), (512,6), (256,6),
+#   (256,4), (256,4): 73,744 + 221,208 + 110,616 + 55,320 + 36,880 + 36,880 = 534,648;
+#   conf heads with 21 classes: 387,156 + 1,161,342 + 580,734 + 290,430 + 193,620 + 193,620
+#   = 2,806,902 -> 26,285,486, the count reported for the reference SSD300 ports
+#   (e.g. amdegroot/ssd.pytorch with num_classes=21, which has the same layers).
+# SSD512, the same way: conv12 32,896 + 4*4*128*256+256 = 524,544 more extras; the extra
+#   map conv11_2 has ratios {2} heads: conv10_2 gets ratios {2, 3}:
+#   see the test for the breakdown.
+register_model(
+    "ssd300",
+    ssd,
+    task="detection",
+    paper=PAPER,
+    num_params=26_285_486,
+    test_overrides={"input_shape": (260, 260, 3), "num_classes": 3, "width": 1 / 16},
+)
+register_model(
+    "ssd512",
+    ssd,
+    task="detection",
+    paper=PAPER,
+    num_params=None,
+    test_overrides={"input_shape": (260, 260, 3), "num_classes": 3, "width": 1 / 16},
+    config="ssd512",
+    input_shape=(512, 512, 3),
+)
+register_model(
+    "ssd300_tiny",
+    ssd,
+    task="detection",
+    paper=PAPER,
+    num_params=None,
+    test_overrides={"input_shape": (260, 260, 3), "num_classes": 3, "width": 1 / 16},
+    width=0.125,
+)

@@ -1,0 +1,90 @@
+import keras
+import numpy as np
+import pytest
+
+from kerascv_suite import models
+from kerascv_suite.bounding_box import SSD300, SSD512, ssd_default_boxes
+from kerascv_suite.models import detection
+from kerascv_suite.models.detection import SSDDecoder, load_vgg16_backbone
+from kerascv_suite.testing import run_model_test
+from tests.models.detection_helpers import (check_inference_contract, keras_round_trip,
+                                            synthetic_targets)
+
+SMALL = {"input_shape": (260, 260, 3), "num_classes": 3, "width": 1 / 16}
+
+
+@pytest.mark.parametrize("name, boxes, config, maps", [
+    # Paper sec. 3.1 / Table 7: 8,732 default boxes for SSD300 and 24,564 for SSD512.
+    ("ssd300", 8732, SSD300, ("conv4_3_norm", "fc7", "conv8_2", "conv9_2", "conv10_2",
+                              "conv11_2")),
+    ("ssd512", 24564, SSD512, ("conv4_3_norm", "fc7", "conv8_2", "conv9_2", "conv10_2",
+                               "conv11_2", "conv12_2")),
+])
+def test_ssd_heads_match_default_boxes(name, boxes, config, maps):
+    model = models.build(name)
+    assert model.output.shape == (None, boxes, 4 + 21)
+    assert ssd_default_boxes(**config).shape[0] == boxes
+    kind, info = detection.detector_kind(model)
+    # At the paper's input size the model's default boxes are exactly the paper's.
+    assert kind == "ssd" and info["default_boxes"] == {**config, "feature_map_sizes": tuple(
+        config["feature_map_sizes"])} and info["num_classes"] == 20
+    sizes = [model.get_layer(f"{m}_mbox_loc").output.shape[1] for m in maps]
+    assert tuple(sizes) == config["feature_map_sizes"]
+
+
+def test_ssd300_params():
+    # Hand count written out in ssd.py: VGG16 convolutions 14,714,688 (keras.applications
+    # VGG16 without top) + fc6/fc7 5,769,216 + L2Norm 512 + extras 2,459,520 + loc heads
+    # 534,648 + 21-class conf heads 2,806,902 = 26,285,486.
+    assert models.build("ssd300").count_params() == 26_285_486
+
+
+@pytest.mark.backend
+def test_ssd_trains_with_multibox_loss_and_detects():
+    model = models.build("ssd300", **SMALL)
+    loss = detection.make_loss(model)
+    num_boxes = ssd_default_boxes(**loss.default_boxes).shape[0]
+    run_model_test(model, (2, 260, 260, 3), expected_output_shape=(2, num_boxes, 4 + 4),
+                   loss=loss, targets=synthetic_targets(2, 260, 3))
+
+    detector = detection.make_inference_model(model, max_detections=10)
+    images = np.random.default_rng(1).uniform(0, 255, (2, 260, 260, 3)).astype("float32")
+    check_inference_contract(detector, images, num_classes=3, max_detections=10)
+    keras_round_trip(detector, images)
+
+
+@pytest.mark.backend
+def test_ssd_decoder_hand_case():
+    # Default boxes of a 2x2 map on a 10-pixel image: box 0 is (0.5, 0.5, 4.5, 4.5). Offsets
+    # (0, 0, 0, 0) decode to it; dx = 1 moves it by 0.1 * 4 = 0.4 px (variance 0.1).
+    # Logits (0, log 3, 0) give softmax (1/5, 3/5, 1/5): class 0 (index 1) scores 0.6.
+    config = {"image_size": 10, "feature_map_sizes": (2,), "steps": (5,),
+              "min_sizes": (4.0,), "max_sizes": (9.0,), "aspect_ratios": ((),)}
+    pred = np.zeros((1, 8, 4 + 3), "float32")
+    pred[:, :, 4] = 10.0  # background everywhere else
+    pred[0, 0, 4:] = [0, np.log(3.0), 0]
+    pred[0, 0, 0] = 1.0
+    out = SSDDecoder(config, score_threshold=0.3, max_detections=2)(pred)
+    out = {k: keras.ops.convert_to_numpy(v) for k, v in out.items()}
+    assert out["num_detections"].tolist() == [1]
+    np.testing.assert_allclose(out["boxes"][0, 0], [0.9, 0.5, 4.9, 4.5], atol=1e-5)
+    np.testing.assert_allclose(out["scores"][0, 0], 0.6, atol=1e-6)
+    assert out["classes"][0].tolist() == [0, -1]
+
+
+def test_vgg16_weights_load_into_the_ssd_base(tmp_path):
+    # keras.applications' VGG16 layer names: the same file loads into vgg16 and the SSD base.
+    vgg = models.build("vgg16", include_top=False, input_shape=(32, 32, 3))
+    path = str(tmp_path / "vgg16_notop.weights.h5")
+    vgg.save_weights(path)
+    ssd = load_vgg16_backbone(models.build("ssd300", num_classes=3), path)
+    for name in ("block1_conv1", "block4_conv3", "block5_conv3"):
+        for a, b in zip(ssd.get_layer(name).get_weights(), vgg.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_ssd_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="square"):
+        models.build("ssd300", input_shape=(300, 320, 3))
+    with pytest.raises(ValueError, match="config must be one of"):
+        models.build("ssd300", config="ssd1024")

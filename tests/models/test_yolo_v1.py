@@ -1,0 +1,64 @@
+import keras
+import numpy as np
+import pytest
+
+from kerascv_suite import models
+from kerascv_suite.models import detection
+from kerascv_suite.models.detection import YoloV1Decoder
+from kerascv_suite.testing import run_model_test
+from tests.models.detection_helpers import (check_inference_contract, keras_round_trip,
+                                            synthetic_targets)
+
+SMALL = {"input_shape": (64, 64, 3), "num_classes": 3, "width": 0.25, "fc_units": 32}
+
+
+def test_yolo_v1_paper_output_and_params():
+    model = models.build("yolo_v1")
+    # Paper sec. 2: S = 7, B = 2, C = 20 on PASCAL VOC -> a 7 x 7 x 30 tensor at 448 x 448.
+    assert model.output.shape == (None, 7, 7, 30)
+    # Fig. 3: 24 convolutional layers and 2 fully connected layers.
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("Conv2D") == 24 and kinds.count("Dense") == 2
+    # Hand count from Fig. 3 (written out in yolo_v1.py): 60,155,968 convolution parameters
+    # + fc1 205,524,992 + output 6,022,590.
+    assert model.count_params() == 271_703_550
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("backbone", ["yolo", "tiny"])
+def test_yolo_v1_trains_with_its_loss_and_detects(backbone):
+    overrides = dict(SMALL, width=1 / 16) if backbone == "yolo" else SMALL
+    model = models.build("yolo_v1", backbone=backbone, batch_norm=backbone == "tiny",
+                         **overrides)
+    assert model.output.shape == (None, 7, 7, 2 * 5 + 3)
+    loss = detection.make_loss(model)
+    assert (loss.num_classes, loss.num_boxes, loss.image_size) == (3, 2, (64, 64))
+    run_model_test(model, (2, 64, 64, 3), expected_output_shape=(2, 7, 7, 13), loss=loss,
+                   targets=synthetic_targets(2, 64, 3))
+
+    detector = detection.make_inference_model(model, score_threshold=0.0, max_detections=20)
+    images = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    check_inference_contract(detector, images, num_classes=3, max_detections=20)
+    restored = keras_round_trip(detector, images)
+    assert restored.get_layer("detections").get_config()["max_detections"] == 20
+
+
+@pytest.mark.backend
+def test_yolo_v1_decoder_hand_case():
+    # S=2, B=2, C=2 on 100x100: predictor 0 of cell (0, 0) has offset (0.36, 0.64), square
+    # roots (0.6, 0.8) -> centre (18, 32), 36 x 64 -> xyxy (0, 0, 36, 64); confidence 0.5 and
+    # class outputs (0.2, 0.7) give class scores 0.1 (below 0.2, dropped) and 0.35.
+    grid = np.zeros((1, 2, 2, 12), "float32")
+    grid[0, 0, 0] = [0.36, 0.64, 0.6, 0.8, 0.5, 0, 0, 0, 0, 0, 0.2, 0.7]
+    out = YoloV1Decoder(num_boxes=2, image_size=(100, 100), score_threshold=0.2,
+                        max_detections=3)(grid)
+    out = {k: keras.ops.convert_to_numpy(v) for k, v in out.items()}
+    assert out["num_detections"].tolist() == [1]
+    np.testing.assert_allclose(out["boxes"][0, 0], [0, 0, 36, 64], atol=1e-4)
+    np.testing.assert_allclose(out["scores"][0], [0.35, 0, 0], atol=1e-6)
+    assert out["classes"][0].tolist() == [1, -1, -1]
+
+
+def test_make_inference_model_rejects_other_models():
+    with pytest.raises(ValueError, match="YOLO v1 or SSD"):
+        detection.make_inference_model(models.build("lenet5"))
