@@ -152,12 +152,12 @@ class TrainConfig:
         return load_config(path, **overrides)
 
 
-def _read_yaml(path) -> dict:
+def _read_yaml(path, config_cls=None) -> dict:
     with open(path, encoding="utf-8") as f:
         values = yaml.safe_load(f) or {}
     if not isinstance(values, dict):
         raise ValueError(f"A config YAML must be a mapping of option names. Received: {path}")
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    known = {f.name for f in dataclasses.fields(config_cls or TrainConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"Unknown options {unknown} in {path}. Known options: "
@@ -174,36 +174,39 @@ def default_recipe(model, data) -> Path | None:
     return None
 
 
-def load_config(path=None, **overrides) -> TrainConfig:
+def load_config(path=None, *, config_cls=None, **overrides) -> TrainConfig:
     """Resolves a `TrainConfig`: defaults < model recipe < YAML at `path` < overrides.
 
-    Overrides that are None mean "not given" and do not override anything.
+    Overrides that are None mean "not given" and do not override anything. `config_cls`
+    (default `TrainConfig`) lets other pipelines resolve their subclass the same way.
     """
-    user = _read_yaml(path) if path else {}
+    config_cls = config_cls or TrainConfig
+    user = _read_yaml(path, config_cls) if path else {}
     given = {k: v for k, v in overrides.items() if v is not None}
-    model = given.get("model", user.get("model", TrainConfig.model))
-    data = given.get("data", user.get("data", TrainConfig.data))
+    model = given.get("model", user.get("model", config_cls.model))
+    data = given.get("data", user.get("data", config_cls.data))
     values = {}
     recipe = default_recipe(model, data)
     if recipe is not None:
-        values.update(_read_yaml(recipe))
+        values.update(_read_yaml(recipe, config_cls))
         values["recipe"] = recipe.name
     values.update(user)
     values.update(given)
     values["model"], values["data"] = model, data
-    return TrainConfig(**values)
+    return config_cls(**values)
 
 
-def load_run_config(run_dir, **overrides) -> TrainConfig:
+def load_run_config(run_dir, *, config_cls=None, **overrides) -> TrainConfig:
     """The saved config of a run folder (for `--resume`), with `overrides` applied."""
+    config_cls = config_cls or TrainConfig
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} has no config.yaml; is it a run folder? "
                                 f"Received: run_dir={str(run_dir)!r}")
-    values = _read_yaml(path)
+    values = _read_yaml(path, config_cls)
     values.update({k: v for k, v in overrides.items() if v is not None})
     values["run_dir"] = str(run_dir)
-    return TrainConfig(**values)
+    return config_cls(**values)
 
 
 @dataclasses.dataclass
@@ -260,7 +263,7 @@ def _distribution(mode):
     return distribution_scope(mode)
 
 
-def run(config: TrainConfig, *, resume=False, log=print) -> TrainResult:
+def run(config: TrainConfig, *, resume=False, log=print, steps=None) -> TrainResult:
     """Trains, evaluates on the test split, logs to MLflow and (optionally) registers.
 
     Args:
@@ -268,6 +271,8 @@ def run(config: TrainConfig, *, resume=False, log=print) -> TrainResult:
         resume: continue the run in `config.run_dir` from its last finished epoch, with the
             same MLflow run.
         log: where progress messages go (the CLI passes `click.echo`).
+        steps: the task's `load_data`, `prepare_model` and `finalize` (any object with
+            them, e.g. a module); None uses this module's (classification).
 
     Returns:
         A `TrainResult`.
@@ -278,8 +283,10 @@ def run(config: TrainConfig, *, resume=False, log=print) -> TrainResult:
             epoch.
         FileExistsError: a new run aimed at a folder that already holds a run.
     """
+    import sys
     import time
 
+    steps = steps or sys.modules[__name__]
     check_backend(config.backend)
     from kerascv_suite.training import state as run_state
     from kerascv_suite.training.tracking import Tracker
@@ -303,14 +310,14 @@ def run(config: TrainConfig, *, resume=False, log=print) -> TrainResult:
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy(_mixed_precision_policy())
     keras.utils.set_random_seed(config.seed)
-    data = load_data(config)
+    data = steps.load_data(config)
     log(f"Data: {data.describe()}")
     run_dir.mkdir(parents=True, exist_ok=True)
     run_state.atomic_write_text(run_dir / "config.yaml", config.to_yaml())
 
     try:
         with _distribution(config.distribute):
-            model, second_phase = prepare_model(config, data, state, run_dir, log)
+            model, second_phase = steps.prepare_model(config, data, state, run_dir, log)
             tracker.start(run_id=state.mlflow_run_id, run_name=run_dir.name)
             if state.mlflow_run_id is None:
                 tracker.log_params(config.to_dict())
@@ -335,7 +342,7 @@ def run(config: TrainConfig, *, resume=False, log=print) -> TrainResult:
                     f"{config.monitor} in {config.early_stopping} epochs.")
         # Outside the distribution scope: under MirroredStrategy, Keras' predict_on_batch
         # returns each row once per replica, which would skew the test metrics.
-        final = finalize(config, data, state, run_dir, tracker, log)
+        final = steps.finalize(config, data, state, run_dir, tracker, log)
         state.finished = True
         state.save(run_dir)
         tracker.end("FINISHED")
@@ -492,16 +499,8 @@ class ClassifierData:
 
 
 def reference_input_shape(spec) -> tuple:
-    """The input shape a registered model is built with by default (variant, then builder)."""
-    import inspect
-
-    shape = spec.defaults.get("input_shape")
-    if shape is None:
-        parameter = inspect.signature(spec.builder).parameters.get("input_shape")
-        shape = parameter.default if parameter is not None else None
-    if shape is None or shape is inspect.Parameter.empty:
-        shape = (224, 224, 3)
-    return tuple(shape)
+    """The input shape a registered model is built with by default (see ModelSpec)."""
+    return spec.input_shape
 
 
 def load_data(config) -> ClassifierData:
@@ -539,19 +538,21 @@ def load_data(config) -> ClassifierData:
     )
 
 
-def _fit_dataset(loader, channels):
-    """The loader's `(images, labels)` tf.data pipeline with its length declared, so Keras
+def _fit_dataset(loader, channels, y="labels"):
+    """The loader's `(images, y)` tf.data pipeline with its length declared, so Keras
     shows the number of steps from the first epoch and knows when an epoch ends."""
     import tensorflow as tf
 
-    ds = loader.as_tf_dataset(x="images", y="labels")
+    ds = loader.as_tf_dataset(x="images", y=y)
     if channels == 1:
         ds = ds.map(lambda images, labels: (images[..., :1], labels))
     return ds.apply(tf.data.experimental.assert_cardinality(len(loader)))
 
 
-def compile_model(model, config, lr, epochs, steps_per_epoch):
-    """Compiles with the config's optimizer and a schedule spanning `epochs`."""
+def compile_model(model, config, lr, epochs, steps_per_epoch,
+                  loss="sparse_categorical_crossentropy", metrics=None):
+    """Compiles with the config's optimizer and a schedule spanning `epochs`; `metrics`
+    None means accuracy (and top-5 beyond 5 classes)."""
     import keras
 
     from kerascv_suite.training.optim import make_optimizer, make_schedule
@@ -563,14 +564,19 @@ def compile_model(model, config, lr, epochs, steps_per_epoch):
     )
     optimizer = make_optimizer(config.optimizer, schedule, momentum=config.momentum,
                                weight_decay=config.weight_decay)
-    metrics = ["accuracy"]
-    if model.output_shape[-1] > 5:
-        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5_accuracy"))
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=metrics)
+    if metrics is None:
+        metrics = ["accuracy"]
+        if model.output_shape[-1] > 5:
+            metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5_accuracy"))
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
 
 
-def prepare_model(config, data, state, run_dir, log=print):
+def prepare_model(config, data, state, run_dir, log=print, *, compile_fn=None,
+                  build_overrides=None):
     """The model to train: the resumed checkpoint, a fine-tuning model, or a fresh build.
+
+    `compile_fn(model, config, lr, epochs, steps_per_epoch)` (default `compile_model`) and
+    `build_overrides` (extra builder arguments of a fresh build) let other tasks reuse it.
 
     Returns:
         `(model, second_phase)` for `kerascv_suite.training.fit`.
@@ -582,6 +588,7 @@ def prepare_model(config, data, state, run_dir, log=print):
     from kerascv_suite.training import finetune
     from kerascv_suite.training.state import LAST, checkpoint_dir
 
+    compile_fn = compile_fn or compile_model
     steps = len(data.train_loader)
     phase1 = config.phase1_epochs
     last = checkpoint_dir(run_dir) / LAST
@@ -596,7 +603,8 @@ def prepare_model(config, data, state, run_dir, log=print):
             log(f"Fine-tuning: {len(transferred)} layers loaded from {config.weights}; "
                 f"new head for {num_classes} classes.")
         else:
-            model = build(config.model, num_classes=num_classes, input_shape=data.input_shape)
+            model = build(config.model, num_classes=num_classes, input_shape=data.input_shape,
+                          **(build_overrides or {}))
         if config.mixed_precision and model.outputs[0].dtype != "float32":
             # Keras' mixed-precision guide: keep the outputs float32 so the loss, metrics
             # (top-k needs float32 on TensorFlow) and softmax are computed at full precision.
@@ -606,13 +614,13 @@ def prepare_model(config, data, state, run_dir, log=print):
         if config.freeze is not None:
             frozen = finetune.apply_freeze(model, config.freeze, transferred)
             log(f"Phase 1 ({phase1} epochs): {len(frozen)} layers frozen ({config.freeze}).")
-        compile_model(model, config, config.lr, phase1 or config.epochs, steps)
+        compile_fn(model, config, config.lr, phase1 or config.epochs, steps)
     second_phase = None
     if 0 < phase1 < config.epochs:
         def unfreeze(model):
             finetune.unfreeze_all(model)
             lr = config.lr * config.finetune_lr_factor
-            compile_model(model, config, lr, config.epochs - phase1, steps)
+            compile_fn(model, config, lr, config.epochs - phase1, steps)
             log(f"Phase 2: all layers trainable, lr {lr:g}.")
 
         second_phase = (phase1, unfreeze)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import inspect
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -41,6 +42,17 @@ class ModelSpec:
 
     def build(self, /, **overrides):
         return self.builder(**{**self.defaults, **overrides})
+
+    @property
+    def input_shape(self) -> tuple:
+        """The reference input shape: the variant's `input_shape`, else the builder's default."""
+        shape = self.defaults.get("input_shape")
+        if shape is None:
+            parameter = inspect.signature(self.builder).parameters.get("input_shape")
+            if parameter is None or parameter.default in (None, inspect.Parameter.empty):
+                raise ValueError(f"Model {self.name!r} declares no reference input_shape.")
+            shape = parameter.default
+        return tuple(shape)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

@@ -31,7 +31,7 @@ def test_list_models_filters_and_unknown_names():
 
 
 def _test_input_shape(spec):
-    return tuple(spec.test_overrides.get("input_shape", spec.defaults.get("input_shape")))
+    return tuple(spec.test_overrides.get("input_shape", spec.input_shape))
 
 
 @pytest.mark.backend
