@@ -15,6 +15,7 @@ from kerascv_suite.apps import evaluate_cmd
 from kerascv_suite.apps import evaluate_detections_cmd
 from kerascv_suite.apps import export_cmd
 from kerascv_suite.apps import models_cmd
+from kerascv_suite.apps import segment_cmd
 from kerascv_suite.apps import train_cmd
 from kerascv_suite.apps import ui_cmd
 
@@ -37,6 +38,7 @@ _MODULES = (
     export_cmd,
     cam_cmd,
     ui_cmd,
+    segment_cmd,
 )
 for _module in _MODULES:
     for _command in _module.COMMANDS:

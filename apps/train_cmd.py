@@ -69,42 +69,51 @@ def train_command(config_path, resume, **options):
                 --freeze backbone
       kcv train --resume            # continue the latest interrupted run
     """
-    backend = options["backend"]
-    if backend is not None:
-        # Keras reads KERAS_BACKEND once, at import; nothing has imported it yet.
-        from kerascv_suite.pipelines.train_classifier import check_backend
-
-        try:
-            check_backend(backend)
-        except RuntimeError as e:
-            raise click.BadParameter(str(e), param_hint="--backend") from e
     from kerascv_suite.pipelines import train_classifier as pipeline
 
+    result = run_training(pipeline, config_path, resume, options)
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
+    click.echo(f"Done in {result.seconds:.0f} s: {result.epochs_trained} epochs, {metrics}.")
+    click.echo(f"Run folder: {os.fspath(result.run_dir)}; MLflow run {result.mlflow_run_id}; "
+               f"model {result.model_uri}")
+
+
+def run_training(pipeline, config_path, resume, options, fixed_on_resume=_FIXED_ON_RESUME):
+    """Resolves the config (new run or `--resume`) and runs a training pipeline module.
+
+    `pipeline` provides `load_config`, `load_run_config`, `resolve_resume_dir`, `run`,
+    `check_backend`, `TrackingUnavailable` and `TrainingDiverged` (train_classifier does;
+    `kcv train-segmenter` passes its own pipeline). Errors become click errors.
+    """
+    backend = options.get("backend")
+    if backend is not None:
+        # Keras reads KERAS_BACKEND once, at import; nothing has imported it yet.
+        try:
+            pipeline.check_backend(backend)
+        except RuntimeError as e:
+            raise click.BadParameter(str(e), param_hint="--backend") from e
     try:
         if resume is not None:
-            run_dir = pipeline.resolve_resume_dir(resume)
-            ignored = [f"--{k.replace('_', '-')}" for k in _FIXED_ON_RESUME
+            run_dir = pipeline.resolve_resume_dir(resume, **(
+                {"project": options["project"]} if options.get("project") else {}))
+            ignored = [f"--{k.replace('_', '-')}" for k in fixed_on_resume
                        if options.get(k) is not None]
             if ignored or config_path:
                 click.echo(f"Resuming {run_dir} with its saved config; ignoring "
                            f"{', '.join(ignored + (['--config'] if config_path else []))}.")
             kept = {k: v for k, v in options.items()
-                    if k not in _FIXED_ON_RESUME + ("run_dir", "name")}
+                    if k not in fixed_on_resume + ("run_dir", "name", "project")}
             config = pipeline.load_run_config(run_dir, **kept)
         else:
             config = pipeline.load_config(config_path, **options)
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(str(e)) from e
     try:
-        result = pipeline.run(config, resume=resume is not None, log=click.echo)
+        return pipeline.run(config, resume=resume is not None, log=click.echo)
     except (pipeline.TrackingUnavailable, pipeline.TrainingDiverged, FileExistsError) as e:
         raise click.ClickException(str(e)) from e
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(str(e)) from e
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
-    click.echo(f"Done in {result.seconds:.0f} s: {result.epochs_trained} epochs, {metrics}.")
-    click.echo(f"Run folder: {os.fspath(result.run_dir)}; MLflow run {result.mlflow_run_id}; "
-               f"model {result.model_uri}")
 
 
 COMMANDS = (train_command,)

@@ -1,0 +1,134 @@
+"""`kcv train-segmenter`, `kcv segment FOLDER`, `kcv evaluate-segmentation GT PRED`."""
+
+import json
+
+import click
+
+from kerascv_suite.apps import train_cmd
+from kerascv_suite.pipelines.train_segmenter import FORMATS, LOSSES
+
+# `kcv train`'s options, less those whose meaning or default differs for segmentation.
+_SHARED = [p for p in train_cmd.train_command.params if p.name not in ("model", "data", "format")]
+_FIXED_ON_RESUME = train_cmd._FIXED_ON_RESUME + ("loss", "width", "shapes_count")
+
+
+def _train_segmenter(config_path, resume, **options):
+    """Train a segmentation model (per-epoch validation mIoU, pixel accuracy and per-class
+    IoU to MLflow; test-split overlays in the report).
+
+    \b
+    Examples:
+      kcv train-segmenter --config pipelines/recipes/unet_shapes.yaml
+      kcv train-segmenter --model unet --width 0.25 --image-size 64 --epochs 10
+      kcv train-segmenter --model fcn8s --data ./VOC2012 --format voc --loss ce+dice
+      kcv train-segmenter --resume          # continue the latest interrupted run
+    """
+    from kerascv_suite.pipelines import train_segmenter as pipeline
+
+    result = train_cmd.run_training(pipeline, config_path, resume, options, _FIXED_ON_RESUME)
+    miou = result.test_metrics.get("test_miou", float("nan"))
+    accuracy = result.test_metrics.get("test_pixel_accuracy", float("nan"))
+    click.echo(f"Done in {result.seconds:.0f} s: {result.epochs_trained} epochs, test mIoU "
+               f"{miou:.4f}, pixel accuracy {accuracy:.4f}.")
+    click.echo(f"Run folder: {result.run_dir}; MLflow run {result.mlflow_run_id}; "
+               f"model {result.model_uri}")
+
+
+train_segmenter_command = click.Command(
+    "train-segmenter",
+    callback=_train_segmenter,
+    help=_train_segmenter.__doc__,
+    params=[
+        click.Option(["--model"], default=None,
+                     help="Segmentation model: unet, fcn8s, fcn16s, fcn32s, segnet, "
+                          "deconvnet... [unet]."),
+        click.Option(["--data"], default=None, help="'shapes' (built in) or a dataset folder "
+                                                   "[shapes]."),
+        click.Option(["--format", "format"], type=click.Choice(FORMATS), default=None,
+                     help="Format of a dataset folder [detected]."),
+        click.Option(["--loss"], type=click.Choice(LOSSES), default=None,
+                     help="Cross-entropy (255 ignored), Dice, or both [ce]."),
+        click.Option(["--width"], type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Filter multiplier of the model (0.25: a quarter of the paper's)."),
+        click.Option(["--shapes-count"], type=click.IntRange(min=5), default=None,
+                     help="Training images of the built-in shapes set [800]."),
+        click.Option(["--project"], default=None, help="Parent folder of run folders "
+                                                      "[runs/segment]."),
+        *_SHARED,
+    ],
+)
+
+
+@click.command("segment")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--model", required=True, help="Registry name, .keras file or models:/NAME@ALIAS.")
+@click.option("--out", default="segmented", show_default=True, help="Output folder.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Redo images whose outputs already exist.")
+@click.option("--image-size", type=click.IntRange(min=1), default=None,
+              help="Input side for models without a fixed input size.")
+@click.option("--class-names", default=None,
+              help="Comma-separated names of the mask values (for the fractions).")
+def segment_command(folder, model, out, batch_size, overwrite, image_size, class_names):
+    """Segment every image in FOLDER: palette masks, overlays, class pixel fractions.
+
+    \b
+    Examples:
+      kcv segment photos/ --model models:/shapes-unet@champion --out segmented/
+      kcv segment photos/ --model runs/segment/unet/checkpoints/best.keras --overwrite
+    """
+    from kerascv_suite.pipelines.segment_folder import SegmentConfig, run
+
+    try:
+        config = SegmentConfig(folder, model, out=out, batch_size=batch_size,
+                               overwrite=overwrite, image_size=image_size,
+                               class_names=class_names.split(",") if class_names else None)
+        result = run(config, log=click.echo)
+    except (ValueError, FileNotFoundError) as e:
+        raise click.UsageError(str(e)) from e
+    click.echo(f"{result.written} written, {result.existing} already done, "
+               f"{len(result.skipped)} skipped; {result.images_per_second:.1f} images/s.")
+
+
+@click.command("evaluate-segmentation")
+@click.argument("gt_masks", type=click.Path(exists=True, file_okay=False))
+@click.argument("pred_masks", type=click.Path(exists=True, file_okay=False))
+@click.option("--num-classes", type=click.IntRange(min=1), required=True)
+@click.option("--class-names", default=None, help="Comma-separated names of the K classes.")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]),
+              default="table", show_default=True)
+def evaluate_segmentation_command(gt_masks, pred_masks, num_classes, class_names,
+                                  output_format):
+    """Score predicted masks against ground-truth masks matched by file stem.
+
+    \b
+    Example:
+      kcv evaluate-segmentation data/masks segmented/masks --num-classes 4 --format json
+    """
+    from kerascv_suite.pipelines.evaluate_segmentation import evaluate_folders
+
+    names = class_names.split(",") if class_names else None
+    if names is not None and len(names) != num_classes:
+        raise click.BadParameter(f"{len(names)} names for {num_classes} classes. "
+                                 f"Received: {class_names!r}", param_hint="--class-names")
+    report = evaluate_folders(gt_masks, pred_masks, num_classes)
+    data = report.as_dict(names)
+    if output_format == "json":
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(f"matched {data['matched']} masks")
+        click.echo(f"{'mIoU':<20} {data['miou']:.4f}")
+        click.echo(f"{'pixel accuracy':<20} {data['pixel_accuracy']:.4f}")
+        for name, iou in data["per_class_iou"].items():
+            click.echo(f"{'IoU ' + name:<20} {'-' if iou is None else f'{iou:.4f}'}")
+        for key in ("missing_predictions", "extra_predictions"):
+            if data[key]:
+                click.echo(f"{key.replace('_', ' ')} ({len(data[key])}): "
+                           f"{', '.join(data[key])}")
+        for item in data["mismatched"]:
+            click.echo(f"mismatched {item['stem']}: {item['reason']}")
+    if report.matched == 0:
+        raise click.ClickException("No predicted mask matched a ground-truth mask by stem.")
+
+
+COMMANDS = (train_segmenter_command, segment_command, evaluate_segmentation_command)

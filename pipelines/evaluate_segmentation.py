@@ -1,0 +1,96 @@
+"""Score a folder of predicted masks against ground-truth masks (matched by file stem).
+
+Masks are class-id PNGs (palette or grayscale, as `kcv segment` and the VOC/masks formats
+write them); 255 in the ground truth is "void" and not scored. The scores come from one
+confusion matrix summed over every matched pair (`kerascv_suite.metrics.segmentation`).
+
+Example:
+    >>> report = evaluate_folders("gt/", "pred/", num_classes=4)
+    >>> report.scores.miou, report.missing_predictions
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+
+@dataclasses.dataclass
+class SegmentationReport:
+    """Scores plus every file that could not be scored, and why."""
+
+    scores: object  # SegmentationScores
+    matched: int
+    missing_predictions: list  # ground-truth stems without a prediction
+    extra_predictions: list  # prediction stems without ground truth
+    mismatched: list  # [(stem, reason)]: size mismatch, unreadable, values out of range
+
+    def as_dict(self, class_names=None):
+        return {
+            **self.scores.as_dict(class_names),
+            "matched": self.matched,
+            "missing_predictions": self.missing_predictions,
+            "extra_predictions": self.extra_predictions,
+            "mismatched": [{"stem": s, "reason": r} for s, r in self.mismatched],
+        }
+
+
+def _by_stem(folder):
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"No such folder: {folder}. Received: {str(folder)!r}")
+    files = {}
+    for path in sorted(root.iterdir()):
+        if path.is_file() and not path.name.startswith("."):
+            files.setdefault(path.stem, path)
+    return files
+
+
+def evaluate_folders(gt_folder, pred_folder, num_classes, ignore_index=255):
+    """Scores every prediction whose stem has a ground-truth mask.
+
+    Args:
+        gt_folder: folder of ground-truth class-id masks.
+        pred_folder: folder of predicted class-id masks.
+        num_classes: number of classes `K` (mask values `0..K-1`).
+        ignore_index: ground-truth value left out.
+
+    Returns:
+        A `SegmentationReport`.
+    """
+    import numpy as np
+
+    from kerascv_suite.data import read_mask
+    from kerascv_suite.data.errors import BadImageError
+    from kerascv_suite.metrics.segmentation import (ConfusionAccumulator,
+                                                    segmentation_confusion_matrix)
+
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1. Received: num_classes={num_classes}")
+    truth, predicted = _by_stem(gt_folder), _by_stem(pred_folder)
+    accumulator = ConfusionAccumulator(num_classes, ignore_index)
+    mismatched, matched = [], 0
+    for stem in sorted(set(truth) & set(predicted)):
+        try:
+            gt, pred = read_mask(truth[stem]), read_mask(predicted[stem])
+        except BadImageError as error:
+            mismatched.append((stem, f"unreadable {Path(error.path).name}: {error.reason}"))
+            continue
+        if gt.shape != pred.shape:
+            mismatched.append((stem, f"size {pred.shape[1]}x{pred.shape[0]} predicted, "
+                                     f"{gt.shape[1]}x{gt.shape[0]} ground truth"))
+            continue
+        try:
+            matrix = segmentation_confusion_matrix(gt, pred, num_classes, ignore_index)
+        except ValueError as error:
+            mismatched.append((stem, str(error).split(". Received")[0]))
+            continue
+        accumulator.matrix += matrix.astype(np.int64)
+        matched += 1
+    return SegmentationReport(
+        scores=accumulator.scores(),
+        matched=matched,
+        missing_predictions=sorted(set(truth) - set(predicted)),
+        extra_predictions=sorted(set(predicted) - set(truth)),
+        mismatched=mismatched,
+    )

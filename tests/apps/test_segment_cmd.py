@@ -1,0 +1,160 @@
+"""`kcv train-segmenter`, `kcv segment` and `kcv evaluate-segmentation` end to end."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from kerascv_suite.apps.cli import main
+from kerascv_suite.data import read_mask, write_image, write_mask
+
+TINY = ["--model", "unet", "--width", "0.0625", "--image-size", "32", "--batch-size", "8",
+        "--shapes-count", "24", "--workers", "0", "--lr", "0.01"]
+
+
+def _invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny U-Net trained 1 epoch, resumed to 2 and registered as `seg-tiny@champion`."""
+    root = tmp_path_factory.mktemp("seg")
+    uri = f"sqlite:///{root}/mlflow.db"
+    mp = pytest.MonkeyPatch()
+    mp.chdir(root)
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    run_dir = root / "runs" / "segment" / "tiny"
+    _invoke("train-segmenter", *TINY, "--epochs", "1", "--run-dir", run_dir)
+    result = _invoke("train-segmenter", "--resume", run_dir, "--epochs", "2", "--register",
+                     "seg-tiny", "--alias", "champion")
+    yield {"root": root, "uri": uri, "run_dir": run_dir, "output": result.output}
+    mp.undo()
+
+
+def test_help_does_not_import_keras():
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from kerascv_suite.apps.cli import main\n"
+        "for c in ('train-segmenter', 'segment', 'evaluate-segmentation'):\n"
+        "    r = CliRunner().invoke(main, [c, '--help'])\n"
+        "    assert r.exit_code == 0, r.output\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bad_options_name_the_value(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["train-segmenter", "--loss", "focal"])
+    assert result.exit_code == 2 and "focal" in result.output
+    result = CliRunner().invoke(main, ["train-segmenter", "--data", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "nope" in result.output
+
+
+def test_train_logs_dataset_level_metrics_and_registers(trained):
+    with open(trained["run_dir"] / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2"]  # resumed, no epoch twice
+    for key in ("val_miou", "val_pixel_accuracy", "val_iou_background", "val_iou_circle"):
+        assert key in rows[0]
+    assert "Resuming" in trained["output"] and "test mIoU" in trained["output"]
+    client = MlflowClient(tracking_uri=trained["uri"])
+    version = client.get_model_version_by_alias("seg-tiny", "champion")
+    run = client.get_run(version.run_id)
+    assert {"val_miou", "val_iou_square", "test_miou", "test_iou_triangle"} <= set(
+        run.data.metrics)
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_miou")] == [1, 2]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    assert "report/overlay_0.png" in artifacts and "report/confusion.png" in artifacts
+
+
+def _photo_folder(folder):
+    from skimage import data
+
+    folder.mkdir()
+    photos = {"astronaut": data.astronaut(), "coffee": data.coffee(), "chelsea": data.chelsea()}
+    for name, image in photos.items():
+        write_image(folder / f"{name}.jpg", image)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    (folder / "notes.txt").write_text("not an image")
+    return {n: im.shape[:2] for n, im in photos.items()}
+
+
+def test_segment_real_photos_skips_bad_files_and_reruns(trained, tmp_path):
+    sizes = _photo_folder(tmp_path / "photos")
+    out = tmp_path / "out"
+    result = _invoke("segment", tmp_path / "photos", "--model", "models:/seg-tiny@champion",
+                     "--out", out, "--batch-size", "2")
+    assert "3 written, 0 already done, 2 skipped" in result.output
+    assert "broken.png" in result.output and "notes.txt" in result.output
+    for name, (height, width) in sizes.items():
+        mask = read_mask(out / "masks" / f"{name}.png")
+        assert mask.shape == (height, width) and mask.max() < 4
+        record = json.loads((out / "fractions" / f"{name}.json").read_text())
+        assert record["height"] == height and sum(record["fractions"].values()) == \
+            pytest.approx(1.0)
+        assert (out / "overlays" / f"{name}.jpg").is_file()
+    with open(out / "fractions.csv") as f:
+        assert len(list(csv.DictReader(f))) == 3
+    assert "broken.png" in (out / "skipped.txt").read_text()
+    before = (out / "masks" / "coffee.png").stat().st_mtime_ns
+    again = _invoke("segment", tmp_path / "photos", "--model", "models:/seg-tiny@champion",
+                    "--out", out)
+    assert "0 written, 3 already done" in again.output
+    assert (out / "masks" / "coffee.png").stat().st_mtime_ns == before
+    redo = _invoke("segment", tmp_path / "photos", "--model",
+                   trained["run_dir"] / "checkpoints" / "best.keras", "--out", out,
+                   "--overwrite", "--class-names", "background,circle,square,triangle")
+    assert "3 written" in redo.output
+    record = json.loads((out / "fractions" / "chelsea.json").read_text())
+    assert set(record["fractions"]) == {"background", "circle", "square", "triangle"}
+
+
+def test_evaluate_segmentation_matches_reference(tmp_path):
+    from sklearn.metrics import confusion_matrix
+
+    rng = np.random.default_rng(0)
+    gt_dir, pred_dir = tmp_path / "gt", tmp_path / "pred"
+    truths, preds = [], []
+    for i in range(4):
+        gt = rng.integers(0, 3, (20, 30)).astype(np.uint8)
+        gt[rng.random(gt.shape) < 0.1] = 255
+        pred = np.where(rng.random(gt.shape) < 0.7, np.where(gt == 255, 0, gt),
+                        rng.integers(0, 3, gt.shape)).astype(np.uint8)
+        write_mask(gt_dir / f"img{i}.png", gt)
+        write_mask(pred_dir / f"img{i}.png", pred)
+        truths.append(gt)
+        preds.append(pred)
+    write_mask(gt_dir / "missing.png", truths[0])
+    write_mask(pred_dir / "extra.png", preds[0])
+    write_mask(gt_dir / "small.png", truths[0])
+    write_mask(pred_dir / "small.png", preds[0][:10])
+    result = _invoke("evaluate-segmentation", gt_dir, pred_dir, "--num-classes", 3,
+                     "--format", "json")
+    report = json.loads(result.output)
+    # Reference: sklearn's confusion matrix over all non-void pixels of the matched pairs.
+    gt_all = np.concatenate([t.ravel() for t in truths])
+    pred_all = np.concatenate([p.ravel() for p in preds])
+    keep = gt_all != 255
+    matrix = confusion_matrix(gt_all[keep], pred_all[keep], labels=[0, 1, 2])
+    iou = np.diag(matrix) / (matrix.sum(0) + matrix.sum(1) - np.diag(matrix))
+    assert report["miou"] == pytest.approx(iou.mean())
+    assert report["pixel_accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
+    assert [report["per_class_iou"][str(c)] for c in range(3)] == pytest.approx(iou)
+    assert report["matched"] == 4
+    assert report["missing_predictions"] == ["missing"]
+    assert report["extra_predictions"] == ["extra"]
+    assert report["mismatched"][0]["stem"] == "small"
+    table = _invoke("evaluate-segmentation", gt_dir, pred_dir, "--num-classes", 3,
+                    "--class-names", "a,b,c")
+    assert "IoU c" in table.output and "mismatched small" in table.output
