@@ -62,3 +62,22 @@ def test_yolo_v1_decoder_hand_case():
 def test_make_inference_model_rejects_other_models():
     with pytest.raises(ValueError, match="YOLO v1 or SSD"):
         detection.make_inference_model(models.build("lenet5"))
+
+
+def test_exported_detector_is_a_detector(tmp_path):
+    # `kcv export` of the inference model: the SavedModel returns the detection contract,
+    # decode + NMS included (tensorflow backend, where SavedModel export runs).
+    import tensorflow as tf
+
+    from kerascv_suite.export import export_model
+
+    model = models.build("yolo_v1_tiny", **SMALL)
+    detector = detection.make_inference_model(model, score_threshold=0.0, max_detections=5)
+    images = np.random.default_rng(2).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    expected = detector.predict(images, verbose=0)
+    export_model(detector, tmp_path / "detector")
+    artifact = tf.saved_model.load(str(tmp_path / "detector"))
+    served = artifact.serve(tf.constant(images))
+    assert set(served) == set(expected)
+    for key, value in expected.items():
+        np.testing.assert_allclose(np.asarray(served[key]), value, atol=1e-4)

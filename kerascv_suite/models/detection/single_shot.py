@@ -81,5 +81,5 @@ def make_inference_model(model, score_threshold=None, iou_threshold=None,
                                 **settings)
     else:
         decoder = SSDDecoder(info["default_boxes"], name="detections", **settings)
-    return keras.Model(model.inputs, decoder(model.outputs[0]),
+    return keras.Model(model.input, decoder(model.outputs[0]),
                        name=name or f"{model.name}_detector")

@@ -179,9 +179,14 @@ def load_vgg16_backbone(model, weights):
 #   conf heads with 21 classes: 387,156 + 1,161,342 + 580,734 + 290,430 + 193,620 + 193,620
 #   = 2,806,902 -> 26,285,486, the count reported for the reference SSD300 ports
 #   (e.g. amdegroot/ssd.pytorch with num_classes=21, which has the same layers).
-# SSD512, the same way: conv12 32,896 + 4*4*128*256+256 = 524,544 more extras; the extra
-#   map conv11_2 has ratios {2} heads: conv10_2 gets ratios {2, 3}:
-#   see the test for the breakdown.
+# SSD512, the same way: extras add conv12 (32,896 + 4*4*128*256+256 = 524,544) -> 3,016,960;
+#   7 maps with (C_in, k) = (512,4), (1024,6), (512,6), (256,6), (256,6), (256,4), (256,4):
+#   loc 589,968, conf 3,097,332; with the base 20,484,416 -> 27,188,676.
+# ssd300_tiny (width 1/8: 64 -> 8 ... 1024 -> 128 filters, 21 classes): VGG convolutions
+#   224 + 584 + 1,168 + 2,320 + 4,640 + 2*9,248 + 18,496 + 2*36,928 + 3*36,928 = 230,568;
+#   fc6 73,856; fc7 16,512; L2Norm 64; extras 4,128 + 18,496 + 1,040 + 4,640 + 2*(528 +
+#   4,640) = 38,640; loc heads 9,232 + 27,672 + 13,848 + 6,936 + 2*4,624 = 66,936; conf
+#   heads 48,468 + 145,278 + 72,702 + 36,414 + 2*24,276 = 351,414 -> 777,990.
 register_model(
     "ssd300",
     ssd,
@@ -195,7 +200,7 @@ register_model(
     ssd,
     task="detection",
     paper=PAPER,
-    num_params=None,
+    num_params=27_188_676,
     test_overrides={"input_shape": (260, 260, 3), "num_classes": 3, "width": 1 / 16},
     config="ssd512",
     input_shape=(512, 512, 3),
@@ -205,7 +210,7 @@ register_model(
     ssd,
     task="detection",
     paper=PAPER,
-    num_params=None,
+    num_params=777_990,
     test_overrides={"input_shape": (260, 260, 3), "num_classes": 3, "width": 1 / 16},
     width=0.125,
 )
