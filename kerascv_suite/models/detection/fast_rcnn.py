@@ -106,7 +106,10 @@ _TEST_OVERRIDES = {
 # + fc7 16,781,312 + cls_score 4096*21+21 = 86,037 + bbox_pred 4096*84+84 = 344,148.
 register_model("fast_rcnn", fast_rcnn, task="detection", paper=PAPER,
                num_params=134_690_729, test_overrides=_TEST_OVERRIDES, backbone="vgg16")
-register_model("fast_rcnn_small", fast_rcnn, task="detection", paper=PAPER, num_params=None,
+# fast_rcnn_small, C = 3: small backbone 388,416 + fc6 3,211,520 + fc7 65,792 + 1,028 + 4,112
+# (the faster_rcnn_small head, see faster_rcnn.py).
+register_model("fast_rcnn_small", fast_rcnn, task="detection", paper=PAPER,
+               num_params=3_670_868,
                test_overrides=_TEST_OVERRIDES, backbone="small", input_shape=(128, 128, 3),
                num_classes=3, head_units=(256, 256), head_dropout=0.0,
                fallback_stride=16, fallback_scales=(16, 32, 64),

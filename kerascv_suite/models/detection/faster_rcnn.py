@@ -181,10 +181,13 @@ register_model("faster_rcnn", faster_rcnn, task="detection", paper=PAPER,
                num_params=137_073_622, test_overrides=_TEST_OVERRIDES, backbone="vgg16",
                head_dropout=0.5)
 register_model("faster_rcnn_resnet50", faster_rcnn, task="detection", paper=PAPER,
-               num_params=None, test_overrides=_TEST_OVERRIDES, backbone="resnet50",
+               num_params=65_869_846, test_overrides=_TEST_OVERRIDES, backbone="resnet50",
                head_units=(1024, 1024), preprocessing="caffe")
+# faster_rcnn_small, C = 3: small backbone 3*3*3*32+32 = 896, 18,496, 73,856, 295,168
+#   (388,416) + RPN 3*3*256*256+256 = 590,080, 256*9+9 = 2,313, 256*36+36 = 9,252 + fc6
+#   7*7*256*256+256 = 3,211,520, fc7 65,792, cls_score 256*4+4 = 1,028, bbox_pred 4,112.
 register_model("faster_rcnn_small", faster_rcnn, task="detection", paper=PAPER,
-               num_params=None, test_overrides=_TEST_OVERRIDES, backbone="small",
+               num_params=4_272_513, test_overrides=_TEST_OVERRIDES, backbone="small",
                input_shape=(128, 128, 3), num_classes=3, rpn_channels=256,
                anchor_scales=(16, 32, 64), head_units=(256, 256), pool_size=7,
                rpn_pre_nms_top_k=(1000, 500), rpn_post_nms_top_k=(256, 100),

@@ -9,7 +9,7 @@ from keras import ops
 from keras.utils import bounding_boxes
 
 from kerascv_suite.bounding_box import BoxCoder, Matcher, batched_nms, rpn_anchors
-from kerascv_suite.bounding_box.matching import IGNORE, NEGATIVE, POSITIVE
+from kerascv_suite.bounding_box.matching import IGNORE, NEGATIVE
 
 
 def clip_boxes(boxes, image_shape):
@@ -57,7 +57,8 @@ def images_from_batch(inputs, key="images"):
 
 def generate_proposals(objectness_logits, deltas, anchors, image_shape, pre_nms_top_k,
                        post_nms_top_k, nms_threshold=0.7, min_size=1e-3, coder=None):
-    """The Faster R-CNN proposal layer (Ren et al. 2015, sec. 3.3; torchvision's `filter_proposals`).
+    """The Faster R-CNN proposal layer (Ren et al. 2015, sec. 3.3; torchvision's
+    `filter_proposals`).
 
     Decodes the RPN deltas on the anchors, clips to the image, drops boxes smaller than
     `min_size`, keeps the `pre_nms_top_k` highest objectness scores, runs NMS at
