@@ -6,7 +6,8 @@ loads from YAML/CLI) or from a preset name (`"classification"`, `"detection"`,
 `"segmentation"` and their `"_eval"` versions, which only resize).
 
 Sample contract (input and output):
-    image:     uint8 RGB, `(height, width, 3)`.
+    image:     uint8 `(height, width, 3)` RGB, or `(height, width, 1)` grayscale (e.g. the
+               built-in digits); the channel count is kept.
     boxes:     float32 `(num_boxes, 4)`, absolute `xyxy` pixels.
     classes:   int32 `(num_boxes,)`.
     mask:      uint8 `(height, width)` class ids, 255 = ignore.
@@ -14,6 +15,11 @@ Sample contract (input and output):
     label:     int (classification), passed through.
 
 Outputs stay uint8: models own their preprocessing, so no normalization happens here.
+
+Grayscale images take the geometric transforms and the resize as they are. Colour ops need
+colour: on a 1-channel image an enabled `rgb_shift`, `fancy_pca`, or a `color_jitter` with a
+non-zero saturation or hue is a `ValueError` (set them to None / 0), not silently skipped, so
+a config never claims augmentation it does not do. Brightness and contrast jitter apply.
 
 Albumentations is imported lazily (on first use), so this module imports in milliseconds and
 loader worker processes pay the import only once they build the pipeline.
@@ -53,11 +59,13 @@ class AugmentConfig:
         ratio: aspect-ratio range of the crop.
         hflip: probability of a horizontal flip.
         color_jitter: `(brightness, contrast, saturation, hue)` strengths, or None.
+            Grayscale images accept only brightness and contrast (saturation = hue = 0).
         color_jitter_p: probability of applying the colour jitter.
-        rgb_shift: per-channel shift limit in 0..255 units, or None.
+        rgb_shift: per-channel shift limit in 0..255 units, or None (RGB images only).
         rgb_shift_p: probability of the RGB shift.
         fancy_pca: standard deviation of the "fancy PCA" lighting noise (Krizhevsky et al.,
-            "ImageNet Classification with Deep Convolutional Neural Networks", 2012), or None.
+            "ImageNet Classification with Deep Convolutional Neural Networks", 2012), or None
+            (RGB images only).
         fancy_pca_p: probability of fancy PCA.
         min_visibility: boxes keeping less than this fraction of their area after a crop are
             dropped (with their class and keypoints).
@@ -93,6 +101,19 @@ class AugmentConfig:
                 f"image_size must be an int or (height, width). Received: image_size={size!r}"
             )
         self.image_size = (int(size[0]), int(size[1]))
+
+    def colour_ops(self) -> list[str]:
+        """The enabled options that need a colour (3-channel) image."""
+        if not self.train:
+            return []
+        ops = []
+        if self.color_jitter is not None and any(self.color_jitter[2:]):
+            ops.append(f"color_jitter={tuple(self.color_jitter)}")
+        if self.rgb_shift is not None:
+            ops.append(f"rgb_shift={self.rgb_shift}")
+        if self.fancy_pca is not None:
+            ops.append(f"fancy_pca={self.fancy_pca}")
+        return ops
 
 
 PRESETS = {
@@ -219,16 +240,23 @@ class Augmenter:
         Returns:
             A new sample dict with the same keys.
         """
+        image = np.asarray(sample["image"])
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] not in (1, 3):
+            raise ValueError(
+                "image must be uint8 RGB (height, width, 3) or grayscale (height, width, 1). "
+                f"Received: dtype={image.dtype}, shape={image.shape}"
+            )
+        colour_ops = self.config.colour_ops() if image.shape[-1] == 1 else []
+        if colour_ops:
+            raise ValueError(
+                f"Colour augmentation needs RGB images: set {', '.join(colour_ops)} to None "
+                "(color_jitter may keep brightness and contrast, with saturation = hue = 0) "
+                f"to augment grayscale images. Received: image of shape {image.shape}"
+            )
         if self._compose is None:
             self._compose = self._build()
         if seed is not None:
             self._compose.set_random_seed(seed)
-        image = np.asarray(sample["image"])
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
-            raise ValueError(
-                "image must be uint8 RGB (height, width, 3). "
-                f"Received: dtype={image.dtype}, shape={image.shape}"
-            )
         height, width = image.shape[:2]
         boxes = np.asarray(sample.get("boxes", np.zeros((0, 4))), np.float32).reshape(-1, 4)
         classes = np.asarray(sample.get("classes", np.zeros((len(boxes),))), np.int32)

@@ -82,7 +82,7 @@ def collate(samples: list[dict], keys, max_boxes: int = 100, out=None) -> tuple[
             into, e.g. views of shared memory; the batch is then made of views of them.
 
     Returns:
-        `(batch, num_truncated)`: arrays `images (batch, height, width, 3)` uint8,
+        `(batch, num_truncated)`: arrays `images (batch, height, width, channels)` uint8,
         `labels (batch,)` int32, `boxes (batch, max_boxes, 4)` float32,
         `classes (batch, max_boxes)` int32, `masks (batch, height, width)` uint8,
         `keypoints (batch, max_boxes, num_keypoints, 3)` float32; and the number of samples
@@ -408,6 +408,8 @@ class DataLoader:
         image_size: `(height, width)` of output images (sizes the shared-memory slots and
             the `tf.data` signature); defaults to `augment.output_size`, else read from the
             first sample. Images of another size are an error, not a skip.
+        channels: image channels (3 for RGB, 1 for grayscale); defaults to the first
+            sample's.
         num_keypoints: keypoints per object; defaults to the first sample's.
         start_method: "spawn" or "forkserver" ("fork" is unsafe with TF/JAX/torch loaded).
         worker_blocked_imports: modules a worker makes unimportable before it unpickles the
@@ -416,7 +418,7 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size, *, augment=None, keys=None, shuffle=True, seed=0,
                  drop_remainder=False, max_boxes=100, num_workers=None, prefetch=None,
-                 persistent_workers=True, image_size=None, num_keypoints=None,
+                 persistent_workers=True, image_size=None, channels=None, num_keypoints=None,
                  start_method="spawn", worker_blocked_imports=("torch",)):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
@@ -442,6 +444,7 @@ class DataLoader:
         self.prefetch = int(prefetch or 2 * max(self.num_workers, 1))
         self.persistent_workers = persistent_workers
         self.image_size = image_size
+        self.channels = None if channels is None else int(channels)
         self.num_keypoints = num_keypoints
         self.start_method = start_method
         self.worker_blocked_imports = tuple(worker_blocked_imports)
@@ -564,7 +567,7 @@ class DataLoader:
         """`{key: (shape, numpy dtype)}` of a batch, with `None` as the batch dimension."""
         height, width = self._image_size()
         shapes = {
-            "images": ((None, height, width, 3), np.uint8),
+            "images": ((None, height, width, self._channels()), np.uint8),
             "labels": ((None,), np.int32),
             "boxes": ((None, self.max_boxes, 4), np.float32),
             "classes": ((None, self.max_boxes), np.int32),
@@ -608,7 +611,7 @@ class DataLoader:
             except Exception:  # noqa: BLE001 - bad samples are skipped everywhere
                 continue
         raise ValueError("Could not read any of the first 16 samples to infer batch shapes; "
-                         "pass image_size= and num_keypoints=.")
+                         "pass image_size=, channels= and num_keypoints=.")
 
     def _image_size(self):
         if self.image_size is not None:
@@ -617,6 +620,11 @@ class DataLoader:
         if hasattr(self.augment, "output_size"):
             return tuple(self.augment.output_size)
         return tuple(self._first_sample()["image"].shape[:2])
+
+    def _channels(self):
+        if self.channels is None:
+            self.channels = int(np.shape(self._first_sample()["image"])[-1])
+        return self.channels
 
     def _num_keypoints(self):
         if self.num_keypoints is not None:

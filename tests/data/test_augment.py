@@ -138,3 +138,38 @@ def test_bad_config_is_rejected():
         preset("detection_strong")
     with pytest.raises(ValueError, match="uint8"):
         build_augmenter("classification")({"image": np.zeros((8, 8, 3), np.float32)})
+
+
+def _gray_sample():
+    image = np.zeros((40, 48, 1), np.uint8)
+    image[8:24, 10:30] = 200
+    return {"image": image, "label": 3}
+
+
+def test_grayscale_images_take_geometric_transforms_and_keep_one_channel():
+    config = AugmentConfig(image_size=(32, 32), scale=(0.85, 1.0), ratio=(0.9, 1.1), hflip=1.0,
+                           color_jitter=(0.3, 0.3, 0.0, 0.0), fancy_pca=None)
+    out = Augmenter(config)(_gray_sample(), seed=0)
+    assert out["image"].shape == (32, 32, 1) and out["image"].dtype == np.uint8
+    assert out["image"].max() > 0 and out["label"] == 3
+    resized = build_augmenter("classification_eval", image_size=(20, 24))(_gray_sample())
+    # The eval preset halves 40x48 -> 20x24; the bright square keeps its (halved) place.
+    assert resized["image"].shape == (20, 24, 1)
+    np.testing.assert_array_equal(resized["image"][4:12, 5:15], 200)
+
+
+@pytest.mark.parametrize(
+    "options, culprit",
+    [
+        (dict(color_jitter=(0.4, 0.4, 0.4, 0.0), fancy_pca=None), "color_jitter"),
+        (dict(color_jitter=None, fancy_pca=0.1), "fancy_pca"),
+        (dict(color_jitter=None, fancy_pca=None, rgb_shift=20), "rgb_shift"),
+    ],
+)
+def test_colour_ops_on_grayscale_images_are_an_error(options, culprit):
+    aug = build_augmenter("classification", image_size=32, **options)
+    with pytest.raises(ValueError, match=f"RGB images: set {culprit}"):
+        aug(_gray_sample(), seed=0)
+    # The same augmenter still colours RGB images.
+    rgb = {"image": np.repeat(_gray_sample()["image"], 3, axis=-1)}
+    assert aug(rgb, seed=0)["image"].shape == (32, 32, 3)

@@ -291,3 +291,25 @@ def test_feeds_model_fit():
         history = model.fit(loader.as_tf_dataset(x="images", y="labels"), epochs=1,
                             steps_per_epoch=2, shuffle=False, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+class GrayDataset:
+    """Sample i: a 36x36 grayscale (one-channel) image of value i, label i."""
+
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        return {"image": np.full((36, 36, 1), i, np.uint8), "label": i}
+
+
+def test_tf_dataset_takes_the_channel_count_from_the_data():
+    aug = build_augmenter("classification_eval", image_size=32)
+    loader = DataLoader(GrayDataset(), batch_size=4, augment=aug, num_workers=0, shuffle=False)
+    assert loader.element_spec()["images"] == ((None, 32, 32, 1), np.uint8)
+    images = [b.numpy() for b, _ in loader.as_tf_dataset(x="images", y="labels")]
+    assert [b.shape for b in images] == [(4, 32, 32, 1), (2, 32, 32, 1)]
+    np.testing.assert_array_equal(images[1][:, 0, 0, 0], [4, 5])
+    # Given explicitly, the channel count needs no sample read.
+    given = DataLoader(ToyDataset(4), batch_size=2, augment=aug, channels=1, num_workers=0)
+    assert given.element_spec()["images"][0] == (None, 32, 32, 1)
