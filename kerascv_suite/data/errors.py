@@ -69,6 +69,11 @@ class SkipLog(collections.Counter):
         super().__init__()
         self.entries = []
 
+    def __reduce__(self):
+        # Counter pickles as `cls(dict(self))`, which this __init__ does not accept (and which
+        # would drop `entries`); every Dataset holds a SkipLog and loader workers unpickle it.
+        return type(self), (), {"entries": list(self.entries)}, None, iter(self.items())
+
     def add(self, file, entry, reason):
         self[reason] += 1
         self.entries.append((str(file), entry, reason))

@@ -219,7 +219,6 @@ def _worker_main(payload, blocked_imports, tasks, results, active_runs, buffer, 
         # albumentations imports torch when it can (0.8 s and hundreds of MB per worker)
         # although numpy pipelines never use it.
         sys.modules.setdefault(name, None)
-    results.cancel_join_thread()
     try:
         try:
             import cv2
@@ -232,7 +231,13 @@ def _worker_main(payload, blocked_imports, tasks, results, active_runs, buffer, 
         dataset, augment, keys, max_boxes, seed = pickle.loads(payload)
     except BaseException:
         results.put(("error", None, (None, traceback.format_exc())))
-        return
+        # Exit only once the report is in the pipe: returning at once lets the queue's feeder
+        # thread die with it, and the parent saw nothing but "exited with code 0".
+        results.close()
+        results.join_thread()
+        sys.exit(1)
+    # From here on, exiting must not wait for a parent that stopped reading results.
+    results.cancel_join_thread()
     views = {}
     while True:
         # After SIGTERM/SIGKILL of the parent nobody would stop us: notice and leave.
@@ -360,10 +365,15 @@ class _WorkerPool:
             kind, key, payload = self.results.get(timeout=0.1)
         except queue.Empty:
             dead = [p for p in self.processes if p.exitcode is not None]
-            if dead:
+            if not dead:
+                return
+            try:
+                # A worker that fails reports why before it exits; the report may have
+                # reached the pipe after the wait above timed out.
+                kind, key, payload = self.results.get(timeout=1.0)
+            except queue.Empty:
                 raise RuntimeError(f"Loader worker {dead[0].name} (pid {dead[0].pid}) exited "
                                    f"with code {dead[0].exitcode}.") from None
-            return
         if kind == "cancelled":
             self._free_slots.append(payload)
             return
@@ -371,7 +381,10 @@ class _WorkerPool:
             slot, trace = payload
             if slot is not None:
                 self._free_slots.append(slot)
-            if key is None or key[0] in self._pending:
+            if key is None:
+                raise RuntimeError("A loader worker could not start (unpickling the dataset "
+                                   f"and augment failed there):\n{trace}")
+            if key[0] in self._pending:
                 raise RuntimeError(f"A loader worker failed:\n{trace}")
             return
         slot, size, skipped, truncated = payload

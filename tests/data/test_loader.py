@@ -313,3 +313,40 @@ def test_tf_dataset_takes_the_channel_count_from_the_data():
     # Given explicitly, the channel count needs no sample read.
     given = DataLoader(ToyDataset(4), batch_size=2, augment=aug, channels=1, num_workers=0)
     assert given.element_spec()["images"][0] == (None, 32, 32, 1)
+
+
+def _refuse_to_unpickle():
+    raise TypeError("this dataset cannot be rebuilt")
+
+
+class Unpicklable(ToyDataset):
+    """Pickles, but unpickling raises, as SkipLog (held by every Dataset) once did."""
+
+    def __reduce__(self):
+        return _refuse_to_unpickle, ()
+
+
+def test_digits_through_workers_match_in_process_batches():
+    # Regression: every Dataset holds a SkipLog (a Counter subclass) that failed to unpickle
+    # in the workers (TypeError), reported as "Loader worker ... exited with code 0".
+    from kerascv_suite.data import load_digits
+
+    kwargs = dict(batch_size=64, seed=0, augment=build_augmenter(
+        "classification", image_size=(32, 32), hflip=0.0, color_jitter=None, fancy_pca=None,
+        scale=(0.85, 1.0), ratio=(0.9, 1.1)))
+    dataset = load_digits("val")
+    with DataLoader(dataset, num_workers=2, **kwargs) as loader:
+        parallel = _epochs(loader, 2)
+    serial = _epochs(DataLoader(dataset, num_workers=0, **kwargs), 2)
+    assert [len(e) for e in parallel] == [5, 5]  # ceil(270 / 64)
+    for epoch_p, epoch_s in zip(parallel, serial):
+        for batch_p, batch_s in zip(epoch_p, epoch_s):
+            assert batch_p["images"].shape[1:] == (32, 32, 1)
+            np.testing.assert_array_equal(batch_p["images"], batch_s["images"])
+            np.testing.assert_array_equal(batch_p["labels"], batch_s["labels"])
+
+
+def test_a_worker_that_cannot_start_reports_why():
+    with DataLoader(Unpicklable(8), batch_size=4, num_workers=2) as loader:
+        with pytest.raises(RuntimeError, match="could not start(.|\n)*cannot be rebuilt"):
+            next(iter(loader))
