@@ -391,14 +391,11 @@ def _device_names(backend):
 
 
 class _View:
-    """Some entries of a dataset (folders without split sub-folders), optionally with
-    grayscale images repeated to RGB (the augmenter and loader take 3-channel images; the
-    batches are cut back to one channel before they reach a 1-channel model)."""
+    """Some entries of a dataset (folders without split sub-folders)."""
 
-    def __init__(self, dataset, indices=None, gray_to_rgb=False):
+    def __init__(self, dataset, indices=None):
         self.dataset = dataset
         self.indices = None if indices is None else [int(i) for i in indices]
-        self.gray_to_rgb = gray_to_rgb
         self.class_names = dataset.class_names
         self.task = dataset.task
         self.skipped = dataset.skipped
@@ -411,13 +408,7 @@ class _View:
         return len(self.dataset) if self.indices is None else len(self.indices)
 
     def __getitem__(self, index):
-        sample = self.dataset[index if self.indices is None else self.indices[index]]
-        image = sample["image"]
-        if self.gray_to_rgb and image.shape[-1] == 1:
-            import numpy as np
-
-            sample = {**sample, "image": np.repeat(image, 3, axis=-1)}
-        return sample
+        return self.dataset[index if self.indices is None else self.indices[index]]
 
 
 def _split_indices(count, seed, fractions=(0.8, 0.1, 0.1)):
@@ -490,7 +481,7 @@ class ClassifierData:
 
     def test_batches(self):
         for batch in self.test_loader.iter_epoch(0):
-            yield batch["images"][..., : self.input_shape[-1]], batch["labels"]
+            yield batch["images"], batch["labels"]
 
     def close(self):
         for loader in (self.train_loader, self.val_loader, self.test_loader):
@@ -504,7 +495,11 @@ def reference_input_shape(spec) -> tuple:
 
 
 def load_data(config) -> ClassifierData:
-    """Opens the splits and wraps them in parallel `DataLoader`s (augmenting the train one)."""
+    """Opens the splits and wraps them in parallel `DataLoader`s (augmenting the train one).
+
+    Images keep the model's channel count from reading on (folders are read with it; digits
+    are 1-channel), so grayscale batches reach a 1-channel model as they are.
+    """
     from kerascv_suite.data import DataLoader, build_augmenter
     from kerascv_suite.models.registry import get_spec
 
@@ -512,9 +507,6 @@ def load_data(config) -> ClassifierData:
     channels = reference[2] if len(reference) == 3 else 3
     size = (config.image_size, config.image_size) if config.image_size else reference[:2]
     train, val, test = open_splits(config, channels)
-    if channels == 1:
-        train, val, test = (_View(ds, gray_to_rgb=True) if ds is not None else None
-                            for ds in (train, val, test))
     if config.augment:
         train_aug = build_augmenter(config.augment, image_size=size,
                                     **(config.augment_options or {}))
@@ -540,12 +532,21 @@ def load_data(config) -> ClassifierData:
 
 def _fit_dataset(loader, channels, y="labels"):
     """The loader's `(images, y)` tf.data pipeline with its length declared, so Keras
-    shows the number of steps from the first epoch and knows when an epoch ends."""
+    shows the number of steps from the first epoch and knows when an epoch ends.
+
+    `channels` is the model's input channel count. Data with more channels (RGB images for
+    a 1-channel model, as the segmentation pipeline may read) keeps the first `channels`;
+    data with fewer is an error.
+    """
     import tensorflow as tf
 
     ds = loader.as_tf_dataset(x="images", y=y)
-    if channels == 1:
-        ds = ds.map(lambda images, labels: (images[..., :1], labels))
+    data_channels = loader.element_spec()["images"][0][-1]
+    if data_channels < channels:
+        raise ValueError(f"The model takes {channels}-channel images but the data has "
+                         f"{data_channels}. Received: data with {data_channels} channels")
+    if data_channels > channels:
+        ds = ds.map(lambda images, targets: (images[..., :channels], targets))
     return ds.apply(tf.data.experimental.assert_cardinality(len(loader)))
 
 

@@ -80,3 +80,20 @@ def test_fine_tuning_replaces_the_head_and_runs_two_phases(workdir):
     final = keras.saving.load_model(result.run_dir / "checkpoints" / "last.keras")
     assert final.output_shape == (None, 3)
     assert all(layer.trainable for layer in final.layers)
+
+
+def test_grayscale_digits_reach_lenet5_as_one_channel_through_workers(workdir):
+    from kerascv_suite.pipelines.train_classifier import load_data
+
+    data = load_data(load_config(None, model="lenet5", workers=2, batch_size=64))
+    try:
+        assert data.train_loader.num_workers == 2
+        assert data.train.element_spec[0].shape.as_list() == [None, 32, 32, 1]
+        images, labels = next(iter(data.train))
+        assert images.shape == (64, 32, 32, 1) and labels.shape == (64,)
+        # Nothing repeats gray to RGB any more: the loaders carry one channel from the start.
+        assert data.val_loader.element_spec()["images"][0] == (None, 32, 32, 1)
+        test_images, _ = next(data.test_batches())
+        assert test_images.shape[1:] == (32, 32, 1)
+    finally:
+        data.close()
