@@ -102,6 +102,20 @@ def stop_process_group(process, timeout=15.0):
         process.wait(timeout=5)
 
 
+def process_alive(pid) -> bool:
+    """True while `pid` runs; a zombie (exited, not yet reaped by its parent) counts as gone.
+
+    pg_ctl daemonizes the postmaster, so its parent is PID 1, which in some sandboxes never
+    reaps orphans: /proc/<pid> then lingers as a zombie after a clean shutdown.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def group_alive(pgid) -> bool:
     try:
         os.killpg(pgid, 0)

@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.integration.servers import group_alive, mlflow_server, postgres_server, venv_script
+from tests.integration.servers import (
+    group_alive,
+    mlflow_server,
+    postgres_server,
+    process_alive,
+    venv_script,
+)
 
 MODEL_NAME = "kcv-it-lenet5"
 
@@ -95,4 +101,4 @@ def test_train_register_load_and_evaluate_through_a_postgres_backed_server(
                 mlflow.set_tracking_uri(None)
     # Nothing outlives the test: the server's process group and the postmaster are gone.
     assert not group_alive(server.pid)
-    assert not os.path.exists(f"/proc/{pg.pid}")
+    assert not process_alive(pg.pid)
