@@ -86,7 +86,7 @@ def test_grouped_convolution_keeps_towers_apart():
     assert not np.allclose(before[..., 128:], after[..., 128:])
 
 
-@pytest.mark.backend
+# Variant-specific checks; every backend runs this model in test_registry.py.
 @pytest.mark.parametrize(
     "name, size", [("alexnet_two_tower", 67), ("zfnet", 53)]
 )  # fmt: skip

@@ -7,7 +7,7 @@ from kerascv_suite.layers import MaxUnpooling
 from kerascv_suite.testing import run_model_test
 
 
-@pytest.mark.backend
+# Variant-specific checks; every backend runs this model in test_registry.py.
 def test_trains_predicts_and_round_trips():
     model = models.build("deconvnet", input_shape=(48, 48, 3), num_classes=4, width=0.0625)
     run_model_test(model, (2, 48, 48, 3), expected_output_shape=(2, 48, 48, 4))

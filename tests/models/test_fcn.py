@@ -6,7 +6,7 @@ from kerascv_suite import models
 from kerascv_suite.testing import run_model_test
 
 
-@pytest.mark.backend
+# Variant-specific checks; every backend runs this model in test_registry.py.
 @pytest.mark.parametrize("variant", ["32s", "16s", "8s"])
 def test_trains_predicts_and_round_trips(variant):
     # 40x40 is not a multiple of 32: poolings round up and the output is cropped back.

@@ -160,7 +160,7 @@ def test_aux_classifiers_reference_shapes():
 # `test_overrides` run in tests/models/test_registry.py.
 
 
-@pytest.mark.backend
+# Variant-specific checks; every backend runs this model in test_registry.py.
 def test_googlenet_aux_trains_with_weighted_losses():
     model = build("googlenet_aux", input_shape=(65, 65, 3), num_classes=5)
     x = np.random.default_rng(0).uniform(0, 255, (2, 65, 65, 3)).astype("float32")

@@ -7,7 +7,7 @@ from kerascv_suite.models.segmentation import decode_heatmaps
 from kerascv_suite.testing import run_model_test
 
 
-@pytest.mark.backend
+# Variant-specific checks; every backend runs this model in test_registry.py.
 def test_trains_with_intermediate_supervision():
     model = models.build("hourglass", input_shape=(32, 32, 3), num_classes=3, num_stacks=3,
                          filters=16, depth=2)  # fmt: skip

@@ -59,7 +59,7 @@ def test_scaled_tanh():
     np.testing.assert_allclose(values, [-1.0, 0.0, 1.0], atol=1e-4)
 
 
-@pytest.mark.backend
+# Variant-specific checks; every backend runs this model in test_registry.py.
 @pytest.mark.parametrize("name", ["lenet5", "lenet5_classic"])
 def test_model_contract(name):
     model = build(name, num_classes=5)

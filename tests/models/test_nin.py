@@ -43,7 +43,7 @@ def test_no_fully_connected_layers(name):
     assert isinstance(model.get_layer("avg_pool"), keras.layers.GlobalAveragePooling2D)
 
 
-@pytest.mark.backend
+# Variant-specific checks; every backend runs this model in test_registry.py.
 @pytest.mark.parametrize("name, size", [("nin", 59), ("nin_cifar", 16)])
 def test_model_contract(name, size):
     model = build(name, input_shape=(size, size, 3), num_classes=5)

@@ -6,7 +6,7 @@ from kerascv_suite import models
 from kerascv_suite.testing import run_model_test
 
 
-@pytest.mark.backend
+# Variant-specific checks; every backend runs this model in test_registry.py.
 def test_trains_predicts_and_round_trips():
     # 44x52: poolings round up (22x26 ... 2x2) and unpooling returns the exact sizes.
     model = models.build("segnet", input_shape=(44, 52, 3), num_classes=5, width=0.0625)

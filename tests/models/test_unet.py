@@ -20,13 +20,13 @@ def test_paper_shape_and_parameter_count():
     assert model.get_layer("up4_concat").output.shape[1:] == (56, 56, 1024)
 
 
-@pytest.mark.backend
+# Variant-specific checks; every backend runs this model in test_registry.py.
 def test_paper_form_trains_at_its_smallest_size():
     model = models.build("unet_paper", input_shape=(188, 188, 1), num_classes=3, width=0.0625)
     run_model_test(model, (2, 188, 188, 1), expected_output_shape=(2, 4, 4, 3))
 
 
-@pytest.mark.backend
+# Variant-specific checks; every backend runs this model in test_registry.py.
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_same_form_keeps_the_input_size(batch_norm):
     model = models.build("unet", input_shape=(48, 64, 3), num_classes=4, width=0.0625,

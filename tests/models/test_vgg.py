@@ -58,7 +58,7 @@ def test_table_one_details():
         assert c.get_layer(f"block{block}_conv2").kernel_size == (3, 3)
 
 
-@pytest.mark.backend
+# Variant-specific checks; every backend runs this model in test_registry.py.
 @pytest.mark.parametrize("name", ["vgg11", "vgg16_c"])
 def test_model_contract(name):
     model = build(name, input_shape=(32, 32, 3), num_classes=5)
