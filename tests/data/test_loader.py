@@ -194,7 +194,7 @@ def test_workers_stop_when_the_consumer_raises():
                 if i == 2:
                     raise RuntimeError("consumer failed")
     assert len(pids) == 2
-    assert _wait_gone(pids, timeout=5) == []
+    assert _wait_gone(pids, timeout=20) == []
 
 
 def test_workers_stop_when_the_iterator_or_loader_is_dropped():
@@ -205,14 +205,14 @@ def test_workers_stop_when_the_iterator_or_loader_is_dropped():
     pids = loader.worker_pids
     del iterator
     gc.collect()
-    assert _wait_gone(pids, timeout=5) == []
+    assert _wait_gone(pids, timeout=20) == []
 
     loader = DataLoader(ToyDataset(64), batch_size=4, num_workers=1, keys=("images", "labels"))
     next(iter(loader))
     pids = loader.worker_pids
     del loader
     gc.collect()
-    assert _wait_gone(pids, timeout=5) == []
+    assert _wait_gone(pids, timeout=20) == []
 
 
 _CHILD = """
@@ -239,7 +239,7 @@ def test_no_orphaned_workers_after_a_signal(signum):
         pids = json.loads(child.stdout.readline())
         assert len(pids) == 2 and all(_alive(p) for p in pids)
         child.send_signal(signum)
-        child.wait(timeout=20)
+        child.wait(timeout=60)
     finally:
         if child.poll() is None:
             child.kill()
@@ -247,7 +247,7 @@ def test_no_orphaned_workers_after_a_signal(signum):
     if signum == signal.SIGINT:
         assert "KeyboardInterrupt" in child.stderr.read()
     # After SIGTERM the parent cannot clean up; workers notice their parent is gone.
-    assert _wait_gone(pids, timeout=10) == []
+    assert _wait_gone(pids, timeout=30) == []
 
 
 def test_workers_import_no_deep_learning_framework():
