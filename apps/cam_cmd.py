@@ -5,7 +5,7 @@ import os
 
 import click
 
-from kerascv_suite.apps.options import input_shape_option
+from kerascv_suite.apps.options import input_shape_option, resolve_model
 
 
 def _expand(paths):
@@ -67,14 +67,11 @@ def cam_command(images, model, out, class_index, input_shape, num_classes, alpha
     from kerascv_suite.analysis.cam import class_activation_map, find_cam_head, overlay_heatmap
     from kerascv_suite.data.errors import BadImageError
     from kerascv_suite.data.image_io import decode_image, write_image
-    from kerascv_suite.models.resolve import get_model
 
-    overrides = {k: v for k, v in (("input_shape", input_shape), ("num_classes", num_classes))
-                 if v is not None}
+    keras_model = resolve_model(model, "--model", input_shape, num_classes)
     try:
-        keras_model = get_model(model, **overrides)
         find_cam_head(keras_model)
-    except (ValueError, FileNotFoundError) as e:
+    except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--model") from e
     height, width, channels = keras_model.inputs[0].shape[1:]
     num_outputs = keras_model.outputs[0].shape[-1]

@@ -2,7 +2,7 @@
 
 import click
 
-from kerascv_suite.apps.options import input_shape_option
+from kerascv_suite.apps.options import input_shape_option, resolve_model
 
 EXPORT_FORMATS = ("saved_model", "onnx", "tflite")
 
@@ -36,17 +36,8 @@ def export_command(model, export_format, out, input_shape, num_classes, overwrit
       kcv export --model best.keras --format saved_model --out exported/lenet5
     """
     from kerascv_suite.export import export_model, verify_export
-    from kerascv_suite.models.resolve import get_model
 
-    overrides = {}
-    if input_shape is not None:
-        overrides["input_shape"] = input_shape
-    if num_classes is not None:
-        overrides["num_classes"] = num_classes
-    try:
-        keras_model = get_model(model, **overrides)
-    except (ValueError, FileNotFoundError) as e:
-        raise click.BadParameter(str(e), param_hint="--model") from e
+    keras_model = resolve_model(model, "--model", input_shape, num_classes)
     try:
         path = export_model(keras_model, out, export_format, overwrite=overwrite)
     except FileExistsError as e:

@@ -4,7 +4,7 @@ import json
 
 import click
 
-from kerascv_suite.apps.options import format_option, input_shape_option
+from kerascv_suite.apps.options import format_option, input_shape_option, resolve_model
 
 TASK_CHOICES = ["classification", "detection", "segmentation", "keypoints"]
 
@@ -49,17 +49,8 @@ def summary_command(model, input_shape, num_classes, output_format):
     MODEL is a registry name, a .keras file or an MLflow model URI.
     """
     from kerascv_suite.analysis import analyze_model, format_table
-    from kerascv_suite.models.resolve import get_model
 
-    overrides = {}
-    if input_shape is not None:
-        overrides["input_shape"] = input_shape
-    if num_classes is not None:
-        overrides["num_classes"] = num_classes
-    try:
-        keras_model = get_model(model, **overrides)
-    except (ValueError, FileNotFoundError) as e:
-        raise click.BadParameter(str(e), param_hint="MODEL") from e
+    keras_model = resolve_model(model, "MODEL", input_shape, num_classes)
     stats = analyze_model(keras_model)
     if output_format == "json":
         click.echo(json.dumps(stats.as_dict(), indent=2))

@@ -38,3 +38,21 @@ format_option = click.option(
     show_default=True,
     help="Human-readable table or JSON for machines.",
 )
+
+
+def resolve_model(ref, param_hint, input_shape=None, num_classes=None):
+    """`get_model(ref)` with the given builder overrides; bad values -> `click.BadParameter`.
+
+    Args:
+        ref: registry name, `.keras` file or MLflow model URI.
+        param_hint: the option or argument to name in the error (`"--model"`, `"MODEL"`).
+        input_shape / num_classes: builder overrides; None leaves the default.
+    """
+    from kerascv_suite.models.resolve import get_model
+
+    overrides = {k: v for k, v in (("input_shape", input_shape), ("num_classes", num_classes))
+                 if v is not None}
+    try:
+        return get_model(ref, **overrides)
+    except (ValueError, FileNotFoundError) as e:
+        raise click.BadParameter(str(e), param_hint=param_hint) from e
