@@ -272,7 +272,10 @@ def run(config: TrainConfig, *, resume=False, log=print, steps=None) -> TrainRes
             same MLflow run.
         log: where progress messages go (the CLI passes `click.echo`).
         steps: the task's `load_data`, `prepare_model` and `finalize` (any object with
-            them, e.g. a module); None uses this module's (classification).
+            them, e.g. a module), and optionally `epoch_callbacks(config, data, run_dir,
+            tracker)` returning Keras callbacks that run before each epoch's checkpoint
+            (metrics they write into `logs` are monitored, saved and logged); None uses
+            this module's (classification).
 
     Returns:
         A `TrainResult`.
@@ -331,12 +334,16 @@ def run(config: TrainConfig, *, resume=False, log=print, steps=None) -> TrainRes
             from kerascv_suite.training.engine import fit
 
             data.train_loader.set_epoch(state.epoch)
+            # A task may add per-epoch work (validation mAP, sample overlays); it runs
+            # before the checkpoint callback, so its metrics reach results.csv and MLflow.
+            extra = steps.epoch_callbacks(config, data, run_dir, tracker) \
+                if hasattr(steps, "epoch_callbacks") else ()
             outcome = fit(model, data.train, val_data=data.val, epochs=config.epochs,
                           run_dir=run_dir, state=state, second_phase=second_phase,
                           monitor=data.monitor(config.monitor),
                           mode="min" if config.monitor.endswith("loss") else "max",
                           patience=config.early_stopping,
-                          on_epoch=tracker.log_epoch)
+                          on_epoch=tracker.log_epoch, callbacks=extra)
             if outcome == "early_stopped":
                 log(f"Early stopping after epoch {state.epoch}: no improvement of "
                     f"{config.monitor} in {config.early_stopping} epochs.")

@@ -39,7 +39,8 @@ def fit(model, train_data, *, epochs, run_dir, state, val_data=None, steps_per_e
         monitor, mode, patience: best-checkpoint metric and early stopping, see
             `EpochCheckpoint`.
         on_epoch: called with each finished epoch's metrics row (e.g. MLflow logging).
-        callbacks: extra Keras callbacks.
+        callbacks: extra Keras callbacks; they run before the checkpoint callback, so the
+            metrics they add to an epoch's `logs` are monitored, saved and logged.
         verbose: `model.fit` verbosity (default: `default_verbose()`).
 
     Returns:
@@ -66,8 +67,8 @@ def fit(model, train_data, *, epochs, run_dir, state, val_data=None, steps_per_e
                                      phase=phase)
         # shuffle=False: the input pipeline shuffles (deterministically per epoch).
         model.fit(train_data, validation_data=val_data, initial_epoch=state.epoch, epochs=end,
-                  steps_per_epoch=steps_per_epoch, shuffle=False, callbacks=[guard, checkpoint, *callbacks],
-                  verbose=verbose)
+                  steps_per_epoch=steps_per_epoch, shuffle=False,
+                  callbacks=[guard, *callbacks, checkpoint], verbose=verbose)
         if guard.tripped_at is not None:
             raise TrainingDiverged(_diverged_message(guard.tripped_at, run_dir, state))
         if checkpoint.early_stopped:

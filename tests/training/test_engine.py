@@ -64,8 +64,10 @@ class _Interrupt(keras.callbacks.Callback):
         super().__init__()
         self.after_epoch = after_epoch
 
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.after_epoch:
+    # At the next epoch's start: extra callbacks run before the checkpoint callback, so an
+    # interrupt at `on_epoch_end` would come before the epoch is saved.
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.after_epoch:
             raise KeyboardInterrupt
 
 
