@@ -1,0 +1,191 @@
+"""What the folder-prediction pipelines (`kcv segment`, `kcv detect`) share.
+
+* `list_files` / `output_names`: every file of a folder, and a collision-free output name
+  per file;
+* `make_dataset`: a `tf.data` stream of decoded, resized images, where unreadable files are
+  recorded and filtered out instead of stopping the run;
+* `predict_and_write`: batched predictions handed to background writer threads (disk writes
+  overlap the next batch's compute), with a bounded queue;
+* `atomic_write`, `skip_report`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+
+def list_files(folder):
+    """Every regular file under `folder` (sorted, hidden files and folders left out)."""
+    root = Path(folder)
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        files += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".")]
+    return files
+
+
+def output_names(files, folder):
+    """Output name per file: its stem, or stem plus extension where stems collide."""
+    root = Path(folder)
+    relative = [f.relative_to(root) for f in files]
+    stems = [str(r.with_suffix("")) for r in relative]
+    counts = {}
+    for stem in stems:
+        counts[stem] = counts.get(stem, 0) + 1
+    names = []
+    for rel, stem in zip(relative, stems):
+        name = stem if counts[stem] == 1 else f"{stem}_{rel.suffix.lstrip('.')}"
+        names.append(name.replace(os.sep, "__"))
+    return names
+
+
+def atomic_write(path, write):
+    """Writes through a temporary name, so an interrupted run never leaves a half file that
+    a re-run would take as done. `write(tmp_path)` writes the content."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def resize_image(image, size):
+    """`image` resized to `(height, width)` (area interpolation when shrinking)."""
+    import cv2
+
+    height, width = size
+    if image.shape[:2] == (height, width):
+        return image
+    shrink = image.shape[0] > height or image.shape[1] > width
+    resized = cv2.resize(image, (width, height),
+                         interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return resized.reshape(height, width, *image.shape[2:])
+
+
+def make_dataset(paths, size, channels, batch_size, originals, failures, threads=None,
+                 prepare=None):
+    """A `tf.data` pipeline of `(images (batch, h, w, channels) uint8, indices (batch,))`.
+
+    Files are decoded with `kerascv_suite.data.decode_image` (inside `tf.numpy_function`)
+    in parallel. Decoded originals are parked in `originals[index]`; files that fail to
+    decode land in `failures[index]` (the reason) and are filtered out of the stream.
+
+    Args:
+        paths: file paths.
+        size: `(height, width)` of the model input.
+        channels: 1 or 3.
+        batch_size: images per batch.
+        originals, failures: dicts filled by the decoding threads.
+        threads: parallel decodes (None: AUTOTUNE).
+        prepare: `prepare(image, size) -> (height, width, 3)` uint8; `resize_image` (a
+            plain resize) when None.
+    """
+    import cv2
+    import tensorflow as tf
+
+    from kerascv_suite.data import decode_image
+
+    height, width = size
+    prepare = prepare or resize_image
+    lock = threading.Lock()
+
+    def load(index):
+        index = int(index)
+        try:
+            image = decode_image(paths[index], channels=3)
+            resized = prepare(image, size)
+            if channels == 1:
+                resized = cv2.cvtColor(resized, cv2.COLOR_RGB2GRAY)[..., None]
+            with lock:
+                originals[index] = image
+            return resized.reshape(height, width, channels), np.int64(index), True
+        except Exception as error:  # noqa: BLE001 - one bad file must not stop the folder
+            with lock:
+                failures[index] = getattr(error, "reason", None) or \
+                    f"{type(error).__name__}: {error}"
+            return np.zeros((height, width, channels), np.uint8), np.int64(index), False
+
+    def tf_load(index):
+        image, index, ok = tf.numpy_function(load, [index], (tf.uint8, tf.int64, tf.bool),
+                                             stateful=False)
+        image.set_shape((height, width, channels))
+        index.set_shape(())
+        ok.set_shape(())
+        return image, index, ok
+
+    ds = tf.data.Dataset.range(len(paths))
+    ds = ds.map(tf_load, num_parallel_calls=threads or tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.filter(_decoded).map(_without_flag)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _decoded(image, index, ok):
+    return ok
+
+
+def _without_flag(image, index, ok):
+    return image, index
+
+
+def predict_and_write(ds, batch_size, predict, write, write_threads=2):
+    """Runs `predict` on every batch of `ds` and `write` on every result in writer threads.
+
+    Args:
+        ds: a `make_dataset` stream.
+        batch_size: its batch size; the last, smaller batch is zero-padded to it, so the
+            model sees one input shape (no re-trace).
+        predict: `predict(images) -> per-image results` (anything indexable by image).
+        write: `write(index, result)`, called in a writer thread.
+        write_threads: background writer threads.
+
+    Returns:
+        The number of results written. A writer's exception is re-raised here.
+    """
+    # Bounded: at most a few batches of full-size results wait for the writers.
+    slots = threading.BoundedSemaphore(2 * batch_size * write_threads)
+    futures = []
+
+    def guarded(index, result):
+        try:
+            write(index, result)
+        finally:
+            slots.release()
+
+    with ThreadPoolExecutor(write_threads, thread_name_prefix="kcv-write") as pool:
+        for images, indices in ds.as_numpy_iterator():
+            count = len(images)
+            if count < batch_size:
+                pad = np.zeros((batch_size - count, *images.shape[1:]), images.dtype)
+                images = np.concatenate([images, pad])
+            results = predict(images)
+            for position, index in enumerate(indices):
+                slots.acquire()
+                futures.append(pool.submit(guarded, int(index), _row(results, position)))
+        for future in futures:
+            future.result()
+    return len(futures)
+
+
+def _row(results, position):
+    if isinstance(results, dict):
+        return {key: value[position] for key, value in results.items()}
+    return results[position]
+
+
+def skip_report(skipped):
+    """`"; skipped N unreadable: a (why), b (why)"`, or `""` when nothing was skipped."""
+    if not skipped:
+        return ""
+    return (f"; skipped {len(skipped)} unreadable: "
+            + ", ".join(f"{name} ({reason})" for name, reason in skipped))
+
+
+def write_skipped(out, skipped):
+    """`skipped.txt`: one `relative path<TAB>reason` line per unreadable file."""
+    (Path(out) / "skipped.txt").write_text(
+        "".join(f"{name}\t{reason}\n" for name, reason in skipped), encoding="utf-8")
