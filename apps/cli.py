@@ -11,6 +11,7 @@ import click
 from kerascv_suite import __version__
 from kerascv_suite.apps import cam_cmd
 from kerascv_suite.apps import data_cmd
+from kerascv_suite.apps import detect_cmd
 from kerascv_suite.apps import evaluate_cmd
 from kerascv_suite.apps import evaluate_detections_cmd
 from kerascv_suite.apps import export_cmd
@@ -39,6 +40,7 @@ _MODULES = (
     cam_cmd,
     ui_cmd,
     segment_cmd,
+    detect_cmd,
 )
 for _module in _MODULES:
     for _command in _module.COMMANDS:

@@ -1,0 +1,303 @@
+"""Detect objects in every image of a folder: annotated images and COCO-format detections.
+
+The input streams through `tf.data` (`folder_io.make_dataset`): files are decoded in
+parallel with our robust decoder, resized to the detector's input (a plain resize, as the
+training pipeline's eval transform, or a letterbox that keeps the aspect ratio), batched and
+prefetched while the detector (`kerascv_suite.models.detection.Detector`: decode + NMS in
+the graph, selective-search proposals for Fast R-CNN / R-CNN) predicts. Boxes are mapped
+back to the original image's pixels, and background threads write the outputs.
+
+Outputs in `out`, per image (named by file stem, as `kcv segment`):
+    annotated/<stem>.jpg     the image with boxes, class names and scores drawn
+    detections/<stem>.json   `{"file_name", "height", "width", "detections": [{"bbox"
+                             [x, y, w, h], "category_id", "category", "score"}]}`
+and, for the whole folder (every image done so far, also by earlier runs):
+    detections.json   COCO format: `images` (`id`, `file_name`, `height`, `width`),
+                      `categories` (`id` = class id, `name`), `annotations` (`id`,
+                      `image_id`, `category_id`, `bbox` xywh, `area`, `score`)
+    results.json      the bare COCO results list (`image_id`, `category_id`, `bbox`,
+                      `score`), as pycocotools' `loadRes` and `kcv evaluate-detections` take
+    skipped.txt       files that could not be read, and why.
+
+Files that are not images or are corrupt are skipped and reported; the run never stops on
+them. An image whose two outputs exist is not redone unless `overwrite`.
+
+Example:
+    >>> result = run(DetectConfig("photos/", model="models:/shapes-ssd@champion",
+    ...                           out="detected/", score_threshold=0.3))
+    >>> result.written, result.num_detections, result.skipped
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kerascv_suite.pipelines.folder_io import (atomic_write, list_files, make_dataset,
+                                               output_names, predict_and_write,
+                                               resize_image, skip_report, write_skipped)
+
+RESIZE_MODES = ("stretch", "letterbox")
+# Ultralytics' `predict` default confidence: detectors' own thresholds (SSD 0.01) are meant
+# for mAP, and would draw hundreds of boxes per image.
+DEFAULT_SCORE_THRESHOLD = 0.25
+
+
+@dataclasses.dataclass
+class DetectConfig:
+    """Options of a folder detection run.
+
+    Attributes:
+        folder: folder of images (searched recursively; every file is tried).
+        model: registry name, `.keras` file or MLflow model URI of a detector.
+        out: output folder.
+        score_threshold, iou_threshold, max_detections: post-processing; None keeps the
+            model's (the paper's) setting.
+        batch_size: images per predict call.
+        overwrite: redo images whose outputs exist.
+        class_names: names of the detector's classes (None: the model's, else `class_<id>`).
+        resize: `"stretch"` (plain resize, the training pipeline's eval transform) or
+            `"letterbox"` (aspect ratio kept, grey padding).
+        max_proposals: selective-search proposals per image (Fast R-CNN, R-CNN).
+        decode_threads: parallel decodes (None: tf.data's AUTOTUNE).
+        write_threads: background writer threads.
+    """
+
+    folder: str
+    model: str
+    out: str = "detections"
+    score_threshold: float | None = DEFAULT_SCORE_THRESHOLD
+    iou_threshold: float | None = None
+    max_detections: int | None = None
+    batch_size: int = 8
+    overwrite: bool = False
+    class_names: list | None = None
+    resize: str = "stretch"
+    max_proposals: int = 300
+    decode_threads: int | None = None
+    write_threads: int = 2
+
+    def __post_init__(self):
+        if int(self.batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1. Received: batch_size={self.batch_size}")
+        if self.resize not in RESIZE_MODES:
+            raise ValueError(f"resize must be one of {RESIZE_MODES}. "
+                             f"Received: resize={self.resize!r}")
+        if self.score_threshold is not None and not 0 <= self.score_threshold < 1:
+            raise ValueError("score_threshold must lie in [0, 1). "
+                             f"Received: score_threshold={self.score_threshold}")
+        if self.iou_threshold is not None and not 0 < self.iou_threshold <= 1:
+            raise ValueError("iou_threshold must lie in (0, 1]. "
+                             f"Received: iou_threshold={self.iou_threshold}")
+        if self.max_detections is not None and int(self.max_detections) < 1:
+            raise ValueError("max_detections must be >= 1. "
+                             f"Received: max_detections={self.max_detections}")
+        if not Path(self.folder).is_dir():
+            raise FileNotFoundError(f"No such folder: {self.folder}. "
+                                    f"Received: folder={self.folder!r}")
+
+
+@dataclasses.dataclass
+class DetectResult:
+    """What a run did: images written, skipped as done, unreadable files, detections."""
+
+    written: int
+    existing: int
+    skipped: list  # [(relative path, reason)]
+    num_detections: int  # over every image in detections.json
+    seconds: float
+    out: Path
+
+    @property
+    def images_per_second(self):
+        return self.written / self.seconds if self.seconds else 0.0
+
+
+# === Geometry ===
+
+
+def letterbox(image, size, fill=114):
+    """`image` scaled to fit `(height, width)` with its aspect ratio, centred on grey."""
+    height, width = size
+    scale, (top, left) = letterbox_transform(image.shape[:2], size)
+    new_h = max(1, min(height, round(image.shape[0] * scale)))
+    new_w = max(1, min(width, round(image.shape[1] * scale)))
+    canvas = np.full((height, width, image.shape[2]), fill, np.uint8)
+    canvas[top:top + new_h, left:left + new_w] = resize_image(image, (new_h, new_w))
+    return canvas
+
+
+def letterbox_transform(image_shape, size):
+    """`(scale, (top, left))`: input pixel = original pixel * scale + offset."""
+    (h, w), (height, width) = image_shape, size
+    scale = min(height / h, width / w)
+    top = (height - min(height, round(h * scale))) // 2
+    left = (width - min(width, round(w * scale))) // 2
+    return scale, (top, left)
+
+
+def to_original(boxes, image_shape, size, resize="stretch"):
+    """Maps `(N, 4)` xyxy boxes from model-input pixels back to the original image's.
+
+    Args:
+        boxes: boxes in the `(height, width)` = `size` input.
+        image_shape: `(height, width)` of the original image.
+        resize: how the image was brought to `size` (see `RESIZE_MODES`).
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    h, w = image_shape
+    if resize == "letterbox":
+        scale, (top, left) = letterbox_transform(image_shape, size)
+        boxes = (boxes - [left, top, left, top]) / scale
+    else:
+        boxes = boxes * [w / size[1], h / size[0], w / size[1], h / size[0]]
+    return np.clip(boxes, 0, [w, h, w, h])
+
+
+# === Files ===
+
+
+def output_paths(out, name):
+    out = Path(out)
+    return {"annotated": out / "annotated" / f"{name}.jpg",
+            "detections": out / "detections" / f"{name}.json"}
+
+
+def model_class_names(model, num_classes, class_names=None):
+    """`class_names` if given (checked against the model), else names the model stores
+    (`class_names` / `_kcv_class_names` attributes), else `class_0..class_{C-1}`."""
+    if class_names is not None:
+        names = [str(n).strip() for n in class_names]
+        if len(names) != num_classes:
+            raise ValueError(f"{len(names)} class names for a detector of {num_classes} "
+                             f"classes. Received: class_names={list(class_names)!r}")
+        return names
+    for attribute in ("class_names", "_kcv_class_names"):
+        names = getattr(model, attribute, None)
+        if names is not None and len(names) == num_classes:
+            return [str(n) for n in names]
+    return [f"class_{c}" for c in range(num_classes)]
+
+
+def write_outputs(paths, file_name, original, detections, class_names, size, resize):
+    """Maps one image's padded detections to the original image, draws and writes them;
+    returns the per-image record."""
+    from kerascv_suite.data import write_image
+    from kerascv_suite.training.detection_report import draw_detections
+
+    count = int(detections["num_detections"])
+    boxes = to_original(detections["boxes"][:count], original.shape[:2], size, resize)
+    classes = np.asarray(detections["classes"][:count], np.int64)
+    scores = np.asarray(detections["scores"][:count], np.float64)
+    records = [{"bbox": [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2),
+                         round(float(y2 - y1), 2)],
+                "category_id": int(c), "category": class_names[int(c)],
+                "score": round(float(s), 5)}
+               for (x1, y1, x2, y2), c, s in zip(boxes, classes, scores)]
+    record = {"file_name": file_name, "height": int(original.shape[0]),
+              "width": int(original.shape[1]), "detections": records}
+    atomic_write(paths["annotated"], lambda tmp: write_image(
+        tmp, draw_detections(original, boxes, scores, classes, class_names, score_threshold=0.0,
+                             scale=1)))
+    atomic_write(paths["detections"], lambda tmp: tmp.write_text(json.dumps(record),
+                                                                 encoding="utf-8"))
+    return record
+
+
+def write_summary(out, files, names, root, class_names, skipped):
+    """`detections.json` (COCO), `results.json` (COCO results list) and `skipped.txt` over
+    every image done so far; returns the number of detections."""
+    out = Path(out)
+    images, annotations = [], []
+    for image_id, (file, name) in enumerate(zip(files, names), start=1):
+        path = output_paths(out, name)["detections"]
+        if not path.is_file():
+            continue
+        record = json.loads(path.read_text(encoding="utf-8"))
+        images.append({"id": image_id, "file_name": str(Path(file).relative_to(root)),
+                       "height": record["height"], "width": record["width"]})
+        for det in record["detections"]:
+            x, y, w, h = det["bbox"]
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id,
+                                "category_id": det["category_id"], "bbox": det["bbox"],
+                                "area": round(w * h, 2), "score": det["score"]})
+    categories = [{"id": c, "name": n} for c, n in enumerate(class_names)]
+    atomic_write(out / "detections.json", lambda tmp: tmp.write_text(json.dumps(
+        {"images": images, "categories": categories, "annotations": annotations}),
+        encoding="utf-8"))
+    results = [{k: a[k] for k in ("image_id", "category_id", "bbox", "score")}
+               for a in annotations]
+    atomic_write(out / "results.json",
+                 lambda tmp: tmp.write_text(json.dumps(results), encoding="utf-8"))
+    write_skipped(out, skipped)
+    return len(annotations)
+
+
+# === Pipeline ===
+
+
+def run(config: DetectConfig, *, model=None, log=print) -> DetectResult:
+    """Detects objects in `config.folder`, writing into `config.out`.
+
+    Args:
+        config: a `DetectConfig`.
+        model: an already loaded detector (else `config.model` is resolved).
+        log: progress messages.
+
+    Returns:
+        A `DetectResult`.
+
+    Raises:
+        ValueError: a model that is not a detector, or class names that do not fit it.
+    """
+    import kerascv_suite.layers  # noqa: F401  (custom layers of saved models)
+    from kerascv_suite.models.detection.inference import Detector, is_detector
+    from kerascv_suite.models.resolve import get_model
+
+    start = time.monotonic()
+    model = model if model is not None else get_model(config.model)
+    if not is_detector(model):
+        raise ValueError(f"{config.model} is not a detector (expected one of our YOLO v1, "
+                         f"SSD, R-CNN, Fast or Faster R-CNN models). Received: "
+                         f"model={config.model!r}")
+    detector = Detector(model, score_threshold=config.score_threshold,
+                        iou_threshold=config.iou_threshold,
+                        max_detections=config.max_detections,
+                        max_proposals=config.max_proposals)
+    class_names = model_class_names(model, detector.num_classes, config.class_names)
+    size = detector.input_size
+    root, out = Path(config.folder), Path(config.out)
+    files = list_files(root)
+    names = output_names(files, root)
+    todo = [i for i, name in enumerate(names) if config.overwrite or not all(
+        p.is_file() for p in output_paths(out, name).values())]
+    existing = len(files) - len(todo)
+    if existing:
+        log(f"{existing} images already done in {out} (skipped; --overwrite redoes them).")
+    originals, failures = {}, {}
+    paths = [str(files[i]) for i in todo]
+    written = 0
+    if paths:
+        prepare = letterbox if config.resize == "letterbox" else resize_image
+        ds = make_dataset(paths, size, 3, config.batch_size, originals, failures,
+                          config.decode_threads, prepare=prepare)
+
+        def write(index, detections):
+            file = files[todo[index]]
+            write_outputs(output_paths(out, names[todo[index]]), str(file.relative_to(root)),
+                          originals.pop(index), detections, class_names, size, config.resize)
+
+        written = predict_and_write(ds, config.batch_size, detector.predict, write,
+                                    config.write_threads)
+    skipped = sorted((str(Path(paths[i]).relative_to(root)), reason)
+                     for i, reason in failures.items())
+    out.mkdir(parents=True, exist_ok=True)
+    total = write_summary(out, files, names, root, class_names, skipped)
+    seconds = time.monotonic() - start
+    log(f"Detected {total} objects; wrote {written} images in {seconds:.1f} s into "
+        f"{out}{skip_report(skipped)}.")
+    return DetectResult(written, existing, skipped, total, seconds, out)

@@ -1,0 +1,57 @@
+"""`Detector`: one adapter from any of the five detector families to the output contract."""
+
+import numpy as np
+import pytest
+
+from kerascv_suite.models.detection.inference import (CONTRACT_KEYS, Detector,
+                                                      detector_num_classes, is_detector)
+from kerascv_suite.models.registry import build, get_spec
+
+# The CPU-sized variant of each family, built from its registry smoke-test overrides.
+FAMILIES = ("yolo_v1", "ssd300", "faster_rcnn_small", "fast_rcnn_small", "rcnn_small")
+
+
+def _tiny(name):
+    return build(name, **get_spec(name).test_overrides)
+
+
+def _images(size, batch=2, seed=0):
+    from kerascv_suite.data import make_shapes
+
+    ds = make_shapes(batch, size, seed=seed)
+    return np.stack([ds[i]["image"] for i in range(batch)])
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("name", FAMILIES)
+def test_detector_adapter_contract(name):
+    model = _tiny(name)
+    assert is_detector(model)
+    assert detector_num_classes(model) == 3
+    # A zero score threshold keeps every candidate, so the batch is padded to capacity
+    # only where NMS leaves fewer boxes; max_detections sets the padded size.
+    detector = Detector(model, score_threshold=0.0, max_detections=4, max_proposals=20)
+    height, width = detector.input_size
+    assert detector.num_classes == 3
+    assert detector.needs_proposals == (name in ("fast_rcnn_small", "rcnn_small"))
+    images = _images((height, width))
+    out = detector.predict(images)
+    assert set(out) == set(CONTRACT_KEYS)
+    assert out["boxes"].shape == (2, 4, 4)
+    assert out["scores"].shape == out["classes"].shape == (2, 4)
+    assert out["num_detections"].shape == (2,)
+    for b, n in enumerate(out["num_detections"]):
+        assert 0 <= n <= 4
+        assert np.all((out["classes"][b, :n] >= 0) & (out["classes"][b, :n] < 3))
+        assert np.all(out["classes"][b, n:] == -1)
+        assert np.all(np.diff(out["scores"][b, :n]) <= 1e-6)  # best first
+        boxes = out["boxes"][b, :n]
+        assert np.all((boxes >= 0) & (boxes <= [width, height, width, height]))
+    # A threshold no score reaches leaves only padding.
+    strict = Detector(model, score_threshold=0.999999, max_detections=4, max_proposals=20)
+    none = strict.predict(images)
+    assert np.all(none["num_detections"] == 0) and np.all(none["classes"] == -1)
+
+
+def test_is_detector_rejects_a_classifier():
+    assert not is_detector(build("lenet5"))
