@@ -69,20 +69,30 @@ train_segmenter_command = click.Command(
               help="Input side for models without a fixed input size.")
 @click.option("--class-names", default=None,
               help="Comma-separated names of the mask values (for the fractions).")
-def segment_command(folder, model, out, batch_size, overwrite, image_size, class_names):
+@click.option("--mode", type=click.Choice(("resize", "tile", "auto")), default="resize",
+              show_default=True,
+              help="resize: the whole image to the model input; tile: overlapping windows "
+                   "at native resolution, probabilities averaged; auto: tile images over "
+                   "twice the input size.")
+@click.option("--tile-overlap", type=click.FloatRange(0, 1, max_open=True), default=0.25,
+              show_default=True, help="Fraction of a tile's side shared by neighbours.")
+def segment_command(folder, model, out, batch_size, overwrite, image_size, class_names, mode,
+                    tile_overlap):
     """Segment every image in FOLDER: palette masks, overlays, class pixel fractions.
 
     \b
     Examples:
       kcv segment photos/ --model models:/shapes-unet@champion --out segmented/
       kcv segment photos/ --model runs/segment/unet/checkpoints/best.keras --overwrite
+      kcv segment aerial/ --model models:/roads@champion --mode tile --tile-overlap 0.5
     """
     from kerascv_suite.pipelines.segment_folder import SegmentConfig, run
 
     try:
         config = SegmentConfig(folder, model, out=out, batch_size=batch_size,
                                overwrite=overwrite, image_size=image_size,
-                               class_names=class_names.split(",") if class_names else None)
+                               class_names=class_names.split(",") if class_names else None,
+                               mode=mode, tile_overlap=tile_overlap)
         result = run(config, log=click.echo)
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(str(e)) from e

@@ -120,6 +120,77 @@ def test_segment_real_photos_skips_bad_files_and_reruns(trained, tmp_path):
     assert set(record["fractions"]) == {"background", "circle", "square", "triangle"}
 
 
+def test_segment_real_photos_tiled(trained, tmp_path):
+    sizes = _photo_folder(tmp_path / "photos")
+    out = tmp_path / "out"
+    result = _invoke("segment", tmp_path / "photos", "--model", "models:/seg-tiny@champion",
+                     "--out", out, "--mode", "tile", "--tile-overlap", "0.5",
+                     "--batch-size", "32")
+    assert "3 written" in result.output and "(3 tiled)" in result.output
+    for name, (height, width) in sizes.items():
+        assert read_mask(out / "masks" / f"{name}.png").shape == (height, width)
+    # An image missing one of its outputs (an interrupted run) is redone, and only it.
+    (out / "overlays" / "coffee.jpg").unlink()
+    again = _invoke("segment", tmp_path / "photos", "--model", "models:/seg-tiny@champion",
+                    "--out", out, "--mode", "tile")
+    assert "1 written, 2 already done" in again.output
+    assert (out / "overlays" / "coffee.jpg").is_file()
+
+
+def _pointwise_model(size):
+    """Softmax of the image's own RGB values (a 1x1 identity convolution): the class map is
+    `argmax` over the channels, for a tile or the whole image alike (no spatial context),
+    so tiled segmentation must reproduce it exactly, pixel for pixel."""
+    import keras
+
+    inputs = keras.Input((size, size, 3))
+    identity = keras.initializers.Constant(np.eye(3).reshape(1, 1, 3, 3))
+    x = keras.layers.Conv2D(3, 1, use_bias=False, kernel_initializer=identity)(inputs)
+    return keras.Model(inputs, keras.layers.Activation("softmax")(x))
+
+
+def test_tiling_reproduces_whole_image_prediction(tmp_path):
+    from kerascv_suite.pipelines.segment_folder import SegmentConfig, run
+
+    rng = np.random.default_rng(0)
+    # Odd sizes, one smaller than a tile (reflect-padded) and one of a single pixel.
+    images = {"odd": (97, 131), "small": (20, 50), "pixel": (1, 1), "wide": (40, 300)}
+    images = {k: rng.integers(0, 256, (*hw, 3), dtype=np.uint8) for k, hw in images.items()}
+    for name, image in images.items():
+        write_image(tmp_path / "in" / f"{name}.png", image)  # lossless
+    model = _pointwise_model(32)
+    for mode, tiled in (("tile", 4), ("auto", 2)):  # auto: only odd and wide exceed 64
+        out = tmp_path / mode
+        result = run(SegmentConfig(str(tmp_path / "in"), "pointwise", out=str(out), mode=mode,
+                                   batch_size=5, tile_overlap=0.3), model=model,
+                     log=lambda *a: None)
+        assert (result.written, result.tiled) == (4, tiled)
+        for name, image in images.items():
+            mask = read_mask(out / "masks" / f"{name}.png")
+            if mode == "tile" or name in ("odd", "wide"):
+                np.testing.assert_array_equal(mask, image.argmax(-1), err_msg=name)
+            assert mask.shape == image.shape[:2]
+
+
+def test_tile_layout_covers_the_image():
+    from kerascv_suite.pipelines.segment_folder import cut_tiles, tile_origins
+
+    # 97 px, tiles of 32 with 25% overlap: stride round(32 * 0.75) = 24, and
+    # ceil((97 - 32) / 24) + 1 = 4 windows covering 3 * 24 + 32 = 104 px.
+    assert tile_origins(97, 32, 0.25) == ([0, 24, 48, 72], 104)
+    assert tile_origins(20, 32, 0.25) == ([0], 32)
+    assert tile_origins(32, 32, 0.5) == ([0], 32)
+    # 5 px, tiles of 4 without overlap: 2 windows covering 8 px, the image centred at 1.
+    image = np.arange(5 * 5, dtype=np.uint8).reshape(5, 5, 1)
+    tiles, layout = cut_tiles(image, (4, 4), 0.0)
+    assert tiles.shape == (4, 4, 4, 1) and layout.padded == (8, 8)
+    assert layout.offset == (1, 1) and layout.origins == [(0, 0), (0, 4), (4, 0), (4, 4)]
+    np.testing.assert_array_equal(tiles[0, 1:, 1:, 0], image[:3, :3, 0])
+    # Reflected without repeating the edge: padded row -1 is image row 1.
+    np.testing.assert_array_equal(tiles[0, 0, 1:, 0], image[1, :3, 0])
+    np.testing.assert_array_equal(tiles[3, :2, :2, 0], image[3:, 3:, 0])
+
+
 def test_evaluate_segmentation_matches_reference(tmp_path):
     from sklearn.metrics import confusion_matrix
 
