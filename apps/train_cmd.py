@@ -72,6 +72,10 @@ def train_command(config_path, resume, **options):
     from kerascv_suite.pipelines import train_classifier as pipeline
 
     result = run_training(pipeline, config_path, resume, options)
+    if not result.chief:
+        click.echo(f"Worker done in {result.seconds:.0f} s: {result.epochs_trained} epochs "
+                   "(the chief worker writes the run folder and the MLflow run).")
+        return
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
     click.echo(f"Done in {result.seconds:.0f} s: {result.epochs_trained} epochs, {metrics}.")
     click.echo(f"Run folder: {os.fspath(result.run_dir)}; MLflow run {result.mlflow_run_id}; "

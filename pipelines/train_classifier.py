@@ -218,10 +218,11 @@ class TrainResult:
     epochs_trained: int
     history: list
     test_metrics: dict
-    model_uri: str
+    model_uri: str | None
     registered_version: str | None = None
     stopped_early: bool = False
     seconds: float = 0.0
+    chief: bool = True  # False: a non-chief worker, whose run folder was scratch (removed)
 
 
 def resolve_resume_dir(resume, project="runs/train") -> Path:
@@ -255,12 +256,20 @@ def check_backend(backend):
     os.environ["KERAS_BACKEND"] = backend
 
 
-def _distribution(mode):
-    if mode is None:
-        return contextlib.nullcontext()
-    from kerascv_suite.training.distribute import distribution_scope
+def _worker_scratch(config, resume, log):
+    """A non-chief worker of multi-worker training writes nothing the user sees: it trains
+    in a scratch copy of the run folder, with a scratch MLflow store and no registration,
+    while the chief (TF_CONFIG's chief, or worker 0) writes the real run."""
+    import shutil
+    import tempfile
 
-    return distribution_scope(mode)
+    scratch = Path(tempfile.mkdtemp(prefix="kcv-worker-"))
+    if resume and config.run_dir and Path(config.run_dir).is_dir():
+        shutil.copytree(config.run_dir, scratch, dirs_exist_ok=True)
+    log(f"Non-chief worker: writing to scratch {scratch}; the chief writes the run.")
+    return dataclasses.replace(config, run_dir=str(scratch),
+                               tracking_uri=f"sqlite:///{scratch / 'mlflow.db'}",
+                               register=None, alias=None)
 
 
 def run(config: TrainConfig, *, resume=False, log=print, steps=None) -> TrainResult:
@@ -292,13 +301,20 @@ def run(config: TrainConfig, *, resume=False, log=print, steps=None) -> TrainRes
     steps = steps or sys.modules[__name__]
     check_backend(config.backend)
     from kerascv_suite.training import state as run_state
+    from kerascv_suite.training.distribute import distribution_scope, make_distribution
     from kerascv_suite.training.tracking import Tracker
 
     start = time.monotonic()
+    # Before any other TensorFlow op: multi-worker collectives are set up at creation.
+    dist = make_distribution(config.distribute)
+    if not dist.is_chief:
+        config = _worker_scratch(config, resume, log)
     run_dir = Path(config.run_dir) if config.run_dir else run_state.next_run_dir(
         config.project, config.name or config.model)
     config.run_dir = str(run_dir)
     state = run_state.RunState.load(run_dir)
+    if not dist.is_chief:
+        state.mlflow_run_id = None  # the chief's run lives in the chief's store
     if not resume and (state.epoch > 0 or state.mlflow_run_id):
         raise FileExistsError(f"{run_dir} already holds a run; resume it with --resume "
                               f"{run_dir}, or choose another --run-dir.")
@@ -319,7 +335,7 @@ def run(config: TrainConfig, *, resume=False, log=print, steps=None) -> TrainRes
     run_state.atomic_write_text(run_dir / "config.yaml", config.to_yaml())
 
     try:
-        with _distribution(config.distribute):
+        with distribution_scope(dist):
             model, second_phase = steps.prepare_model(config, data, state, run_dir, log)
             tracker.start(run_id=state.mlflow_run_id, run_name=run_dir.name)
             if state.mlflow_run_id is None:
@@ -348,8 +364,10 @@ def run(config: TrainConfig, *, resume=False, log=print, steps=None) -> TrainRes
                 log(f"Early stopping after epoch {state.epoch}: no improvement of "
                     f"{config.monitor} in {config.early_stopping} epochs.")
         # Outside the distribution scope: under MirroredStrategy, Keras' predict_on_batch
-        # returns each row once per replica, which would skew the test metrics.
-        final = steps.finalize(config, data, state, run_dir, tracker, log)
+        # returns each row once per replica, which would skew the test metrics. Only the
+        # chief reports: another worker's weights are the same, its folder is scratch.
+        final = steps.finalize(config, data, state, run_dir, tracker, log) if dist.is_chief \
+            else {"test_metrics": {}, "model_uri": None, "registered_version": None}
         state.finished = True
         state.save(run_dir)
         tracker.end("FINISHED")
@@ -359,6 +377,10 @@ def run(config: TrainConfig, *, resume=False, log=print, steps=None) -> TrainRes
         raise
     finally:
         data.close()
+        if not dist.is_chief:
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
     return TrainResult(
         run_dir=run_dir,
         mlflow_run_id=state.mlflow_run_id,
@@ -369,6 +391,7 @@ def run(config: TrainConfig, *, resume=False, log=print, steps=None) -> TrainRes
         registered_version=final["registered_version"],
         stopped_early=state.early_stopped,
         seconds=time.monotonic() - start,
+        chief=dist.is_chief,
     )
 
 

@@ -154,6 +154,10 @@ def _local_tf_devices(tf):
     return devices
 
 
+def _collective_dtypes(tf):
+    return (tf.bfloat16, tf.float16, tf.float32, tf.float64, tf.int32, tf.int64)
+
+
 def _structured_reduce_strategy(tf):
     """MultiWorkerMirroredStrategy whose `reduce` copes with what Keras 3 passes it.
 
@@ -171,6 +175,13 @@ def _structured_reduce_strategy(tf):
             def reduce_leaf(v):
                 local = self.experimental_local_results(v)[0]
                 rank = getattr(getattr(local, "shape", None), "rank", None)
+                dtype = getattr(local, "dtype", None)
+                if dtype is not None and dtype not in _collective_dtypes(tf):
+                    # Collectives take no uint8/bool (e.g. image batches); Keras reduces
+                    # the first batch only to learn its structure, shapes and dtypes.
+                    as_float = self.run(lambda x: tf.cast(x, tf.float32), args=(v,))
+                    reduced = parent.reduce(reduce_op, as_float, None if rank == 0 else axis)
+                    return tf.cast(reduced, dtype)
                 return parent.reduce(reduce_op, v, None if rank == 0 else axis)
 
             return tf.nest.map_structure(reduce_leaf, value)
@@ -203,23 +214,20 @@ def _multi_worker_strategy(tf):
     return strategy, is_chief
 
 
-@contextlib.contextmanager
-def distribution_scope(mode=None):
-    """Builds and compiles the model inside this scope to train it distributed.
+def make_distribution(mode=None) -> Distribution:
+    """Creates the strategy of `mode` (see module doc) without entering it.
 
-    Args:
-        mode: None, "mirrored", "multi_worker", "data_parallel" or "auto" (see module doc).
-
-    Yields:
-        A `Distribution` with the resolved mode, the number of replicas and the strategy.
+    Under "multi_worker" TensorFlow configures its collective ops when the strategy is
+    created, which must happen before any other TensorFlow op runs in the process (seeding,
+    tf.data, building a model); so training code creates the distribution first and enters
+    `distribution.scope()` later, around building, compiling and fitting.
 
     Raises:
         ValueError: an unknown mode, a mode the current Keras backend cannot run, or
             "multi_worker" without a valid TF_CONFIG.
     """
     if mode is None:
-        yield Distribution(mode=None, num_replicas=1)
-        return
+        return Distribution(mode=None, num_replicas=1)
     backend = _backend()
     mode = _resolve_mode(mode, backend)
     if mode in ("mirrored", "multi_worker"):
@@ -229,16 +237,40 @@ def distribution_scope(mode=None):
             strategy, is_chief = tf.distribute.MirroredStrategy(_local_tf_devices(tf)), True
         else:
             strategy, is_chief = _multi_worker_strategy(tf)
-        with strategy.scope():
-            yield Distribution(mode, strategy.num_replicas_in_sync, strategy, is_chief)
-        return
+        return Distribution(mode, strategy.num_replicas_in_sync, strategy, is_chief)
     import keras
 
     devices = keras.distribution.list_devices()
-    distribution = keras.distribution.DataParallel(devices=devices)
+    return Distribution(mode, len(devices), keras.distribution.DataParallel(devices=devices))
+
+
+@contextlib.contextmanager
+def distribution_scope(mode=None):
+    """Builds and compiles the model inside this scope to train it distributed.
+
+    Args:
+        mode: None, "mirrored", "multi_worker", "data_parallel" or "auto" (see module doc),
+            or a `Distribution` made earlier by `make_distribution`.
+
+    Yields:
+        A `Distribution` with the resolved mode, the number of replicas and the strategy.
+
+    Raises:
+        ValueError: see `make_distribution`.
+    """
+    dist = mode if isinstance(mode, Distribution) else make_distribution(mode)
+    if dist.strategy is None:
+        yield dist
+        return
+    if dist.mode in ("mirrored", "multi_worker"):
+        with dist.strategy.scope():
+            yield dist
+        return
+    import keras
+
     previous = keras.distribution.distribution()
-    keras.distribution.set_distribution(distribution)
+    keras.distribution.set_distribution(dist.strategy)
     try:
-        yield Distribution(mode, len(devices), distribution)
+        yield dist
     finally:
         keras.distribution.set_distribution(previous)

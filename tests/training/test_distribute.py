@@ -232,3 +232,46 @@ def test_kcv_train_distribute_mirrored_end_to_end(tmp_path):
     assert "REPLICAS mirrored 2" in proc.stdout
     assert "Test: test_accuracy" in proc.stdout
     assert (tmp_path / "run" / "checkpoints").is_dir()
+
+
+@pytest.mark.slow
+def test_kcv_train_multi_worker_end_to_end(tmp_path):
+    """`kcv train --distribute multi_worker` as 2 local worker processes (TF_CONFIG on
+    loopback): both train in lockstep; only the chief (worker 0) writes the run folder, the
+    MLflow run and the report; the other worker's scratch folder is removed."""
+    import mlflow
+
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    args = [sys.executable, "-c", "from kerascv_suite.apps.cli import main; main()",
+            "train", "--model", "lenet5",
+            "--epochs", "1", "--distribute", "multi_worker", "--workers", "0",
+            "--run-dir", "run"]
+    procs = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        procs.append(subprocess.Popen(
+            args, cwd=tmp_path, env=_env("tensorflow", TF_CONFIG=json.dumps(tf_config)),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = []
+    try:
+        for proc in procs:
+            stdout, _ = proc.communicate(timeout=400)
+            assert proc.returncode == 0, stdout[-4000:]
+            outputs.append(stdout)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    chief, worker = outputs
+    assert "Test: test_accuracy" in chief and "Test:" not in worker
+    assert "Worker done" in worker
+    scratch = next(line for line in worker.splitlines() if "writing to scratch" in line)
+    assert not os.path.exists(scratch.split("scratch ")[1].split(";")[0])
+    with open(tmp_path / "run" / "results.csv") as f:
+        rows = f.read().splitlines()
+    assert rows[0].startswith("epoch,") and [r.split(",")[0] for r in rows[1:]] == ["1"]
+    # One MLflow run in the working directory's default store: the chief's.
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["kcv-train"], output_format="list")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert runs[0].data.metrics["test_accuracy"] > 0.5
