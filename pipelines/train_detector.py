@@ -441,14 +441,23 @@ def load_data(config, log=print) -> DetectorData:
 
 
 def compile_detector(model, config, lr, epochs, steps_per_epoch):
-    """The paper's loss for YOLO v1 / SSD; the R-CNN family computes its own."""
+    """Compiles with the config's optimizer and schedule (as `train_classifier.compile_model`)
+    and the paper's loss for YOLO v1 / SSD. The R-CNN family computes its own loss from the
+    batch dict, so it gets no loss and, like the others, no compiled metrics (Keras would
+    match them against the training outputs; validation AP comes from `epoch_callbacks`)."""
+    from kerascv_suite.models.detection.rcnn import RCNN
     from kerascv_suite.models.detection.single_shot import make_loss
     from kerascv_suite.models.detection.two_stage import TwoStageDetector
-    from kerascv_suite.models.detection.rcnn import RCNN
+    from kerascv_suite.training.optim import make_optimizer, make_schedule
 
+    schedule = make_schedule(
+        config.schedule, lr, epochs * steps_per_epoch,
+        warmup_steps=config.warmup_epochs * steps_per_epoch,
+        step_every=(config.step_epochs or 0) * steps_per_epoch or None)
+    optimizer = make_optimizer(config.optimizer, schedule, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
     own_loss = isinstance(model, (TwoStageDetector, RCNN))
-    _base.compile_model(model, config, lr, epochs, steps_per_epoch,
-                        loss=None if own_loss else make_loss(model), metrics=[])
+    model.compile(optimizer=optimizer, loss=None if own_loss else make_loss(model))
 
 
 def prepare_model(config, data, state, run_dir, log=print):
