@@ -1,4 +1,5 @@
-"""`kcv evaluate`: accuracy, top-5, per-class P/R/F1 and a confusion matrix of classifiers."""
+"""`kcv evaluate`: accuracy, top-5, per-class P/R/F1 and a confusion matrix of classifiers;
+the 12 COCO statistics, VOC mAP@0.5 and PR curves of detectors."""
 
 import json
 
@@ -11,8 +12,11 @@ BACKENDS = ("tensorflow", "jax", "torch")
 @click.option("--model", "models", multiple=True, required=True,
               help="Registry name, .keras file or models:/NAME@ALIAS; repeat for an ensemble "
                    "(softmax outputs averaged).")
-@click.option("--data", default="digits", show_default=True,
-              help="'digits' (built in) or a folder of class folders.")
+@click.option("--data", default=None,
+              help="Classifiers: 'digits' (built in) or a folder of class folders [digits]. "
+                   "Detectors: 'shapes' (built in) or a VOC / COCO / YOLO dataset [shapes].")
+@click.option("--data-format", type=click.Choice(["voc", "coco", "yolo"]), default=None,
+              help="Detectors: format of the --data folder [detected].")
 @click.option("--split", default="test", show_default=True,
               help="Split to evaluate (a folder without it is evaluated whole).")
 @click.option("--tta", type=click.Choice(["10crop"]), default=None,
@@ -24,17 +28,30 @@ BACKENDS = ("tensorflow", "jax", "torch")
               help="Folder for report.json and confusion_matrix.png.")
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]),
               default="table", show_default=True, help="Human-readable table or JSON.")
+@click.option("--score-threshold", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Detectors: minimum score [the model's; mAP wants it low].")
+@click.option("--iou-threshold", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Detectors: NMS IoU [the model's].")
+@click.option("--max-detections", type=click.IntRange(min=1), default=None,
+              help="Detectors: detections per image [the model's].")
+@click.option("--shapes-count", type=click.IntRange(min=1), default=None,
+              help="Detectors: images in the built-in shapes split [160, as kcv "
+                   "train-detector's].")
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
               help="Keras backend (sets KERAS_BACKEND before Keras is imported).")
-def evaluate_command(models, data, split, tta, batch_size, image_size, out, output_format,
-                     backend):
-    """Evaluate one classifier, or an ensemble of several, on a labelled split.
+def evaluate_command(models, data, data_format, split, tta, batch_size, image_size, out,
+                     output_format, score_threshold, iou_threshold, max_detections,
+                     shapes_count, backend):
+    """Evaluate one classifier, or an ensemble of several, on a labelled split; or one
+    detector (COCO's 12 statistics, VOC07 and VOC10+ mAP@0.5, PR curves per class).
 
     \b
     Examples:
       kcv evaluate --model models:/lenet5-digits@champion
       kcv evaluate --model runs/train/lenet5/checkpoints/best.keras --tta 10crop --out eval/
       kcv evaluate --model a.keras --model b.keras --data ./flowers --split val
+      kcv evaluate --model models:/shapes-ssd@champion --out eval/ --format json
+      kcv evaluate --model best.keras --data ./VOC2007 --data-format voc --split test
     """
     from kerascv_suite.pipelines.train_classifier import check_backend
 
@@ -42,10 +59,27 @@ def evaluate_command(models, data, split, tta, batch_size, image_size, out, outp
         check_backend(backend)
     except RuntimeError as e:
         raise click.BadParameter(str(e), param_hint="--backend") from e
+    detector = _detector_or_none(models)
+    detector_options = {"--data-format": data_format, "--score-threshold": score_threshold,
+                        "--iou-threshold": iou_threshold, "--max-detections": max_detections,
+                        "--shapes-count": shapes_count}
+    if detector is not None:
+        if tta:
+            raise click.UsageError(f"--tta applies to classifiers; {models[0]} is a detector. "
+                                   f"Received: --tta {tta}")
+        _evaluate_detector(detector, models[0], data or "shapes", data_format, split,
+                           batch_size, out, output_format, score_threshold, iou_threshold,
+                           max_detections, shapes_count)
+        return
+    given = [name for name, value in detector_options.items() if value is not None]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} apply to detectors; "
+                               f"{' + '.join(models)} is not one.")
     from kerascv_suite.pipelines import evaluate_classifier as pipeline
 
     try:
-        config = pipeline.EvaluateConfig(models=list(models), data=data, split=split, tta=tta,
+        config = pipeline.EvaluateConfig(models=list(models), data=data or "digits",
+                                         split=split, tta=tta,
                                          batch_size=batch_size, image_size=image_size, out=out)
         result = pipeline.run(config, log=lambda m: click.echo(m, err=True))
     except FileNotFoundError as e:
@@ -56,6 +90,67 @@ def evaluate_command(models, data, split, tta, batch_size, image_size, out, outp
         click.echo(json.dumps(result.as_dict(), indent=2))
         return
     click.echo(format_report(result))
+
+
+def _detector_or_none(models):
+    """The loaded detector when `models` is one detector, else None (registry names are
+    told apart by their task, without building them)."""
+    if len(models) != 1:
+        return None
+    from kerascv_suite.models.registry import _REGISTRY
+
+    if models[0] in _REGISTRY and _REGISTRY[models[0]].task != "detection":
+        return None
+    from kerascv_suite.apps.options import resolve_model
+    from kerascv_suite.models.detection.inference import is_detector
+
+    model = resolve_model(models[0], "--model")
+    return model if is_detector(model) else None
+
+
+def _evaluate_detector(model, ref, data, data_format, split, batch_size, out, output_format,
+                       score_threshold, iou_threshold, max_detections, shapes_count):
+    from kerascv_suite.pipelines import evaluate_detector as pipeline
+
+    try:
+        config = pipeline.DetectorEvalConfig(
+            ref, data=data, format=data_format, split=split, batch_size=batch_size, out=out,
+            score_threshold=score_threshold, iou_threshold=iou_threshold,
+            max_detections=max_detections,
+            shapes_count=shapes_count or pipeline.SHAPES_COUNT)
+        result = pipeline.run(config, model=model, log=lambda m: click.echo(m, err=True))
+    except FileNotFoundError as e:
+        raise click.BadParameter(str(e), param_hint="--data") from e
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
+    report = result.as_dict()
+    if output_format == "json":
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(format_detector_report(report))
+
+
+def format_detector_report(report):
+    """A detector report (`DetectorEvalResult.as_dict()`) as a plain-text table."""
+    from kerascv_suite.metrics.detection import COCO_STAT_NAMES
+
+
+    def show(value):
+        return "-" if value is None or value < 0 else f"{value:.4f}"
+
+    lines = [f"{report['model']} on {report['data']}/{report['split']} "
+             f"({report['images']} images)", ""]
+    lines += [f"{name:<12} {show(report[name])}" for name in COCO_STAT_NAMES]
+    lines += [f"{'VOC07 mAP50':<12} {show(report['VOC07_mAP50'])}",
+              f"{'VOC mAP50':<12} {show(report['VOC_mAP50'])}", ""]
+    width = max(5, *(len(n) for n in report["per_class"]))
+    lines.append(f"{'class':<{width}}  AP@[.5:.95]  VOC07 AP50  VOC AP50")
+    for name, scores in report["per_class"].items():
+        lines.append(f"{name:<{width}}  {show(scores['AP']):>11}  "
+                     f"{show(scores['VOC07_AP50']):>10}  {show(scores['VOC_AP50']):>8}")
+    if report["pr_plots"]:
+        lines += ["", f"PR curves: {', '.join(report['pr_plots'])}"]
+    return "\n".join(lines)
 
 
 def format_report(result):
