@@ -580,19 +580,35 @@ def _fit_dataset(loader, channels, y="labels"):
     return ds.apply(tf.data.experimental.assert_cardinality(len(loader)))
 
 
+def _schedule(config, lr, epochs, steps_per_epoch):
+    from kerascv_suite.training.optim import make_schedule
+
+    return make_schedule(
+        config.schedule, lr, epochs * steps_per_epoch,
+        warmup_steps=config.warmup_epochs * steps_per_epoch,
+        step_every=(config.step_epochs or 0) * steps_per_epoch or None,
+    )
+
+
+def _phase_schedule(config, phase, steps_per_epoch):
+    """The learning rate (schedule) of fine-tuning phase `phase` (1, or 2 after unfreezing)
+    over the config's epochs, as `prepare_model` compiles it."""
+    phase1 = config.phase1_epochs
+    if phase == 2 and 0 < phase1 < config.epochs:
+        return _schedule(config, config.lr * config.finetune_lr_factor,
+                         config.epochs - phase1, steps_per_epoch)
+    return _schedule(config, config.lr, phase1 or config.epochs, steps_per_epoch)
+
+
 def compile_model(model, config, lr, epochs, steps_per_epoch,
                   loss="sparse_categorical_crossentropy", metrics=None):
     """Compiles with the config's optimizer and a schedule spanning `epochs`; `metrics`
     None means accuracy (and top-5 beyond 5 classes)."""
     import keras
 
-    from kerascv_suite.training.optim import make_optimizer, make_schedule
+    from kerascv_suite.training.optim import make_optimizer
 
-    total = epochs * steps_per_epoch
-    schedule = make_schedule(
-        config.schedule, lr, total, warmup_steps=config.warmup_epochs * steps_per_epoch,
-        step_every=(config.step_epochs or 0) * steps_per_epoch or None,
-    )
+    schedule = _schedule(config, lr, epochs, steps_per_epoch)
     optimizer = make_optimizer(config.optimizer, schedule, momentum=config.momentum,
                                weight_decay=config.weight_decay)
     if metrics is None:
@@ -625,6 +641,10 @@ def prepare_model(config, data, state, run_dir, log=print, *, compile_fn=None,
     last = checkpoint_dir(run_dir) / LAST
     if state.epoch > 0 and last.is_file():
         model = keras.saving.load_model(last)
+        # The schedule spans the config's epochs: a finished run extended with
+        # `--resume --epochs N` goes on over the new total instead of at a decayed-to-zero
+        # rate (with unchanged epochs this is the saved schedule).
+        model.optimizer.learning_rate = _phase_schedule(config, state.phase, steps)
     else:
         num_classes = len(data.class_names)
         transferred = None

@@ -36,13 +36,6 @@ def plot_curves(history: list[dict], path):
     plt.close(fig)
 
 
-def confusion_matrix(labels, predictions, num_classes) -> np.ndarray:
-    """`(num_classes, num_classes)` counts; rows are true classes, columns predictions."""
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(labels, int), np.asarray(predictions, int)), 1)
-    return matrix
-
-
 def plot_confusion_matrix(matrix, class_names, path, title="confusion matrix (test)"):
     plt = _pyplot()
     n = len(class_names)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerascv_suite.metrics.classification import accuracy, confusion_matrix, top_k_accuracy
 from kerascv_suite.training import plots
 
 
@@ -34,13 +35,12 @@ def classification_metrics(probabilities, labels, prefix="test_"):
     labels = np.asarray(labels, int)
     rows = np.arange(len(labels))
     metrics = {
-        f"{prefix}accuracy": float(np.mean(probabilities.argmax(axis=1) == labels)),
+        f"{prefix}accuracy": accuracy(probabilities, labels),
         f"{prefix}loss": float(-np.mean(np.log(np.clip(probabilities[rows, labels], 1e-12,
                                                        None)))),
     }
     if probabilities.shape[1] > 5:
-        top5 = np.argsort(-probabilities, axis=1)[:, :5]
-        metrics[f"{prefix}top5_accuracy"] = float(np.mean((top5 == labels[:, None]).any(1)))
+        metrics[f"{prefix}top5_accuracy"] = top_k_accuracy(probabilities, labels, 5)
     return metrics
 
 
@@ -60,7 +60,7 @@ def write_report(folder, *, history, probabilities, labels, images, class_names,
     if history:
         plots.plot_curves(history, folder / "training_curves.png")
         paths.append(folder / "training_curves.png")
-    matrix = plots.confusion_matrix(labels, predictions, len(class_names))
+    matrix = confusion_matrix(labels, predictions, len(class_names))
     plots.plot_confusion_matrix(matrix, class_names, folder / "confusion_matrix.png")
     plots.plot_predictions(images, labels, predictions, class_names,
                            folder / "sample_predictions.png")

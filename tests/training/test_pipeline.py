@@ -97,3 +97,18 @@ def test_grayscale_digits_reach_lenet5_as_one_channel_through_workers(workdir):
         assert test_images.shape[1:] == (32, 32, 1)
     finally:
         data.close()
+
+
+def test_extending_a_finished_run_continues_on_a_schedule_over_the_new_total(workdir):
+    from kerascv_suite.pipelines.train_classifier import load_run_config
+
+    first = run(_config(workdir, epochs=2, schedule="cosine", lr=0.01), log=lambda *_: None)
+    # Cosine over 2 epochs: the rate reaches 0 at the end of epoch 2.
+    assert first.history[-1]["lr"] < 1e-6
+    config = load_run_config(first.run_dir, epochs=4)
+    extended = run(config, resume=True, log=lambda *_: None)
+    assert [row["epoch"] for row in extended.history] == [1, 2, 3, 4]
+    # Cosine over 4 epochs of 3 steps (24 images / 8), read after each epoch: at step 9 of 12
+    # lr = 0.01 * (1 + cos(pi * 9 / 12)) / 2 = 0.001464 (keras CosineDecay, alpha 0).
+    np.testing.assert_allclose(extended.history[2]["lr"], 0.01 * (1 + np.cos(np.pi * 0.75)) / 2,
+                               rtol=1e-4)
