@@ -65,14 +65,16 @@ def main():
         config = SegmentConfig(str(folder), args.model, out=str(Path(tmp) / "out"),
                                batch_size=args.batch_size, overwrite=True, mode=args.mode)
         run(config, model=model, log=lambda *a: None)  # warm-up: tf.data, writers, caches
-        predict_rates, pipeline_rates = [], []
+        predict_rates, pipeline_rates, predict_cpu, pipeline_cpu = [], [], [], []
         for _ in range(args.repeats):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             model.predict(arrays, batch_size=args.batch_size, verbose=0)
             predict_rates.append(args.images / (time.perf_counter() - start))
-            start = time.perf_counter()
+            predict_cpu.append((time.process_time() - cpu) / args.images)
+            start, cpu = time.perf_counter(), time.process_time()
             result = run(config, model=model, log=lambda *a: None)
             pipeline_rates.append(args.images / (time.perf_counter() - start))
+            pipeline_cpu.append((time.process_time() - cpu) / args.images)
             assert result.written == args.images, result
     ratios = [p / r for p, r in zip(pipeline_rates, predict_rates)]
     print(f"backend {keras.backend.backend()}, {os.cpu_count()} CPUs, load average "
@@ -86,6 +88,10 @@ def main():
     print("kcv segment pipeline:              median "
           f"{statistics.median(pipeline_rates):.1f} images/s "
           f"({', '.join(f'{r:.1f}' for r in pipeline_rates)})")
+    # CPU time (all threads) per image: what the pipeline adds to predict's own work, a
+    # figure other processes' load disturbs far less than wall-clock rates.
+    print(f"CPU ms per image: predict {1000 * statistics.median(predict_cpu):.1f}, "
+          f"pipeline {1000 * statistics.median(pipeline_cpu):.1f}")
     print(f"per-repeat ratios: {', '.join(f'{r:.3f}' for r in ratios)}")
     print(f"ratio {statistics.median(ratios):.3f}")
 

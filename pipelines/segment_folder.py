@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import math
 import threading
@@ -128,11 +129,14 @@ class SegmentResult:
 # === Drawing ===
 
 
+@functools.cache
 def palette_array():
     """`(256, 3)` uint8 VOC colours (index = class id)."""
     from kerascv_suite.data import voc_palette
 
-    return np.asarray(voc_palette(), np.uint8).reshape(256, 3)
+    array = np.asarray(voc_palette(), np.uint8).reshape(256, 3)
+    array.flags.writeable = False  # shared by every call
+    return array
 
 
 def colorize(mask):
@@ -144,14 +148,18 @@ def overlay(image, mask, alpha=0.5):
     """The image with the coloured mask blended over it; background (0) stays unchanged."""
     import cv2
 
-    image = np.asarray(image, np.uint8)
+    image = np.ascontiguousarray(image, np.uint8)
     if image.shape[-1] == 1:
         image = np.repeat(image, 3, axis=-1)
-    mask = np.asarray(mask, np.uint8)
-    # OpenCV's blend rounds like numpy's round and runs several times faster (writer cost).
-    blended = cv2.addWeighted(image, 1 - alpha, colorize(mask), alpha, 0)
-    np.copyto(blended, image, where=(mask == 0)[..., None])
-    return blended
+    mask = np.ascontiguousarray(mask, np.uint8)
+    # OpenCV throughout (a per-channel lookup table, a blend that rounds like numpy, a
+    # masked copy): several times less CPU than numpy indexing, and the writer threads
+    # share the cores with the model.
+    colours = cv2.LUT(cv2.merge((mask, mask, mask)), palette_array().reshape(256, 1, 3))
+    blended = cv2.addWeighted(image, 1 - alpha, colours, alpha, 0)
+    out = image.copy()
+    cv2.copyTo(blended, mask, out)  # only where the mask is not background
+    return out
 
 
 def overlay_panel(image, truth, prediction, alpha=0.5):
@@ -168,10 +176,8 @@ def write_palette_png(path, mask):
     Pillow's default 6, for a few percent more bytes."""
     from PIL import Image
 
-    from kerascv_suite.data import voc_palette
-
     image = Image.fromarray(np.asarray(mask, np.uint8))  # 2-D uint8: mode "L"
-    image.putpalette(voc_palette())  # an "L" image becomes "P" with the same indices
+    image.putpalette(palette_array().tobytes())  # "L" becomes "P" with the same indices
     image.save(path, format="PNG", compress_level=3)
 
 
