@@ -51,6 +51,8 @@ class SegmenterConfig(_base.TrainConfig):
         shapes_count: training images of the built-in `shapes` set (val and test get a
             fifth each); its images are generated at `image_size` (64 when unset).
         num_overlays: test images drawn as overlays into the report.
+        epoch_overlays: fixed validation images drawn after every epoch into one grid,
+            logged to MLflow as `overlays/epoch_NNN.png` (0: none).
     """
 
     model: str = "unet"
@@ -66,6 +68,7 @@ class SegmenterConfig(_base.TrainConfig):
     model_options: dict = dataclasses.field(default_factory=dict)
     shapes_count: int = 800
     num_overlays: int = 8
+    epoch_overlays: int = 4
 
     def __post_init__(self):
         super().__post_init__()
@@ -257,6 +260,55 @@ def prepare_model(config, data, state, run_dir, log=print):
                          "masks; training needs outputs of the input's size (use the padded "
                          f"form, e.g. unet). Received: model={config.model!r}")
     return model, second_phase
+
+
+# === Per-epoch overlays ===
+
+
+def overlay_samples(data, count):
+    """The first `count` validation images (the test split's if there is no validation
+    split) and their masks, as the model sees them: `(images, masks)` numpy arrays."""
+    from kerascv_suite.data.loader import load_batch
+
+    loader = data.val_loader if data.val_loader is not None else data.test_loader
+    count = min(count, len(loader.dataset))
+    batch, _, _ = load_batch(loader.dataset, loader.augment, range(count), 0, loader.seed,
+                             ("images", "masks"), loader.max_boxes)
+    if batch is None:  # every sample unreadable: nothing to draw
+        return None, None
+    return batch["images"][..., : data.input_shape[-1]], batch["masks"]
+
+
+def epoch_callbacks(config, data, run_dir, tracker):
+    """A callback that draws `config.epoch_overlays` fixed validation images after every
+    epoch (image | truth | prediction per row) into `overlays/epoch_NNN.png` in the run
+    folder and MLflow, so training can be watched image by image."""
+    import keras
+    import numpy as np
+
+    from kerascv_suite.data import write_image
+    from kerascv_suite.pipelines.segment_folder import overlay_panel
+
+    if not config.epoch_overlays:
+        return ()
+    images, masks = overlay_samples(data, config.epoch_overlays)
+    if images is None:
+        return ()
+    folder = Path(run_dir) / "overlays"
+
+    class EpochOverlays(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            # A direct call, not predict_on_batch: under a distribution strategy that
+            # returns each row once per replica.
+            probabilities = keras.ops.convert_to_numpy(self.model(images, training=False))
+            rows = [overlay_panel(image, mask, pred) for image, mask, pred in
+                    zip(images, masks, probabilities.argmax(-1))]
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"epoch_{epoch + 1:03d}.png"
+            write_image(path, np.concatenate(rows, axis=0))
+            tracker.log_artifact(path, "overlays")
+
+    return (EpochOverlays(),)
 
 
 # === Report ===

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from kerascv_suite.apps.cli import main
-from kerascv_suite.data import read_mask, write_image, write_mask
+from kerascv_suite.data import decode_image, read_mask, write_image, write_mask
 
 TINY = ["--model", "unet", "--width", "0.0625", "--image-size", "32", "--batch-size", "8",
         "--shapes-count", "24", "--workers", "0", "--lr", "0.01"]
@@ -76,6 +76,11 @@ def test_train_logs_dataset_level_metrics_and_registers(trained):
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_miou")] == [1, 2]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
     assert "report/overlay_0.png" in artifacts and "report/confusion.png" in artifacts
+    # Per-epoch overlays of fixed validation images, numbered across the resume.
+    overlays = {a.path for a in client.list_artifacts(run.info.run_id, "overlays")}
+    assert overlays == {"overlays/epoch_001.png", "overlays/epoch_002.png"}
+    grid = decode_image(trained["run_dir"] / "overlays" / "epoch_002.png")
+    assert grid.shape == (4 * 32, 3 * 32, 3)  # 4 images, each image | truth | prediction
 
 
 def _photo_folder(folder):
