@@ -18,6 +18,7 @@ from kerascv_suite.apps import export_cmd
 from kerascv_suite.apps import models_cmd
 from kerascv_suite.apps import segment_cmd
 from kerascv_suite.apps import train_cmd
+from kerascv_suite.apps import train_detector_cmd
 from kerascv_suite.apps import ui_cmd
 
 # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) drowns the command's own output.
@@ -41,6 +42,7 @@ _MODULES = (
     ui_cmd,
     segment_cmd,
     detect_cmd,
+    train_detector_cmd,
 )
 for _module in _MODULES:
     for _command in _module.COMMANDS:

@@ -197,8 +197,7 @@ def write_detection_report(folder, *, history, coco_result, predictions, class_n
                                         p.classes, len(class_names),
                                         score_threshold=score_threshold)
     plot_confusion_matrix(matrix, [*class_names, "background"], folder / "confusion.png",
-                          title=f"detection confusion (test, IoU 0.5, score >= "
-                                f"{score_threshold})")
+                          title=f"detections (test, IoU 0.5, score {score_threshold})")
     paths.append(folder / "confusion.png")
     if p.images:
         panels = [draw_detections(image, p.boxes[i], p.scores[i], p.classes[i], class_names,
