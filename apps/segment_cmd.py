@@ -63,7 +63,8 @@ train_segmenter_command = click.Command(
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--model", required=True, help="Registry name, .keras file or models:/NAME@ALIAS.")
 @click.option("--out", default="segmented", show_default=True, help="Output folder.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Model inputs (images, or tiles) per predict call.")
 @click.option("--overwrite", is_flag=True, help="Redo images whose outputs already exist.")
 @click.option("--image-size", type=click.IntRange(min=1), default=None,
               help="Input side for models without a fixed input size.")

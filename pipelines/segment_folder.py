@@ -205,6 +205,7 @@ class TileLayout:
     the original image in it."""
 
     origins: list  # [(y, x)]
+    tile: tuple  # (height, width)
     padded: tuple  # (height, width)
     offset: tuple  # (top, left)
     size: tuple  # original (height, width)
@@ -214,7 +215,7 @@ def plan_tiles(size, tile, overlap):
     """The `TileLayout` of an image of `size` `(height, width)` cut into `tile` windows."""
     ys, padded_h = tile_origins(size[0], tile[0], overlap)
     xs, padded_w = tile_origins(size[1], tile[1], overlap)
-    return TileLayout([(y, x) for y in ys for x in xs], (padded_h, padded_w),
+    return TileLayout([(y, x) for y in ys for x in xs], tuple(tile), (padded_h, padded_w),
                       ((padded_h - size[0]) // 2, (padded_w - size[1]) // 2), tuple(size))
 
 
@@ -258,7 +259,14 @@ class _Image:
         if self.layout is None:
             return class_map(probabilities, self.original.shape[:2])
         y, x = self.layout.origins[number]
-        th, tw = probabilities.shape[:2]
+        th, tw = self.layout.tile
+        if probabilities.shape[:2] != (th, tw):
+            # A model whose output is smaller than its input (valid convolutions) is
+            # stretched over its tile, as resize mode stretches it over the image.
+            import cv2
+
+            probabilities = cv2.resize(probabilities, (tw, th), interpolation=cv2.INTER_LINEAR
+                                       ).reshape(th, tw, probabilities.shape[-1])
         with self.lock:
             if self.sums is None:
                 self.sums = np.zeros((*self.layout.padded, probabilities.shape[-1]),
