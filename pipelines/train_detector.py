@@ -474,6 +474,10 @@ def prepare_model(config, data, state, run_dir, log=print):
     if config.freeze is not None:
         raise ValueError("Detectors train whole (no --freeze phases). "
                          f"Received: freeze={config.freeze!r}")
+    if config.mixed_precision and data.family != "single_shot":
+        raise ValueError("Mixed precision is available for YOLO v1 and SSD (functional "
+                         "models); the R-CNN family trains in float32. "
+                         f"Received: model={config.model!r}, mixed_precision=True")
     resuming = state.epoch > 0 and (checkpoint_dir(run_dir) / LAST).is_file()
     if config.weights and not resuming:
         from kerascv_suite.models.resolve import get_model
@@ -576,6 +580,8 @@ def epoch_callbacks(config, data, run_dir, tracker):
     import keras
 
     class ValidationAP(keras.callbacks.Callback):
+        detector = None
+
         def on_epoch_end(self, epoch, logs=None):
             if logs is None or ((epoch + 1) % config.val_every
                                 and epoch + 1 != config.epochs):
@@ -583,7 +589,12 @@ def epoch_callbacks(config, data, run_dir, tracker):
             if data.family == "rcnn":
                 fit_rcnn_stage3(self.model, data.arrays["train"], RCNN_VALIDATION_IMAGES,
                                 log=lambda _: None)
-            detector = make_detector(self.model, config)
+            # One detector for the run: it shares the model's variables, so its predict
+            # function is traced once, not every validation.
+            if self.detector is None or self.detector.source is not self.model:
+                self.detector = make_detector(self.model, config)
+                self.detector.source = self.model
+            detector = self.detector
             result = coco_scores(predict_split(detector, data, "val"), len(data.class_names))
             stats = result.as_dict()
             for stat, name in VAL_METRICS.items():

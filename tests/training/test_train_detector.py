@@ -39,7 +39,7 @@ def _rows(run_dir):
 def test_trains_resumes_and_logs_validation_ap(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "runs" / "detect" / "yolo"
-    first = run(_config(tmp_path, run_dir=str(run_dir)), log=_quiet)
+    first = run(_config(tmp_path, shapes_count=8, run_dir=str(run_dir)), log=_quiet)
     assert first.epochs_trained == 1
     result = run(load_run_config(run_dir, epochs=2), resume=True, log=_quiet)
     assert result.epochs_trained == 2 and result.mlflow_run_id == first.mlflow_run_id
