@@ -380,11 +380,19 @@ def write_outputs(paths, original, mask, alpha, names):
     return record
 
 
-def write_summary(out, files, names, skipped):
-    """`fractions.csv`, `fractions.json` (every image done so far) and `skipped.txt`."""
+def write_summary(out, files, names, skipped, records=None):
+    """`fractions.csv`, `fractions.json` (every image done so far) and `skipped.txt`.
+
+    `records` maps a file to its fractions record where this run has it in memory; the
+    others (done by earlier runs) are read back from `fractions/`.
+    """
     out = Path(out)
+    records = records or {}
     rows = {}
     for file, name in zip(files, names):
+        if file in records:
+            rows[str(file)] = records[file]
+            continue
         path = output_paths(out, name)["fractions"]
         if path.is_file():
             rows[str(file)] = json.loads(path.read_text(encoding="utf-8"))
@@ -432,7 +440,7 @@ def run(config: SegmentConfig, *, model=None, log=print) -> SegmentResult:
     existing = len(files) - len(todo)
     if existing:
         log(f"{existing} images already segmented in {out} (skipped; --overwrite redoes them).")
-    images, failures, done = {}, {}, []
+    images, failures, done, records = {}, {}, [], {}
     paths = [str(files[i]) for i in todo]
     if paths:
         ds = make_tile_dataset(paths, size, channels, config.batch_size, images, failures,
@@ -445,8 +453,9 @@ def run(config: SegmentConfig, *, model=None, log=print) -> SegmentResult:
             if mask is None:  # more tiles to come
                 return
             del images[index]
-            write_outputs(output_paths(out, out_names[todo[index]]), image.original, mask,
-                          config.alpha, names)
+            position = todo[index]  # in `files`
+            records[files[position]] = write_outputs(output_paths(out, out_names[position]),
+                                                     image.original, mask, config.alpha, names)
             done.append(image.layout is not None)
 
         predict_and_write(ds, config.batch_size,
@@ -455,7 +464,7 @@ def run(config: SegmentConfig, *, model=None, log=print) -> SegmentResult:
     skipped = sorted((str(Path(paths[i]).relative_to(root)), reason)
                      for i, reason in failures.items())
     out.mkdir(parents=True, exist_ok=True)
-    write_summary(out, files, out_names, skipped)
+    write_summary(out, files, out_names, skipped, records)
     seconds = time.monotonic() - start
     tiled = sum(done)
     log(f"Segmented {len(done)} images ({tiled} tiled) in {seconds:.1f} s into "
