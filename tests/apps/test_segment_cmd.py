@@ -129,7 +129,7 @@ def test_segment_real_photos_tiled(trained, tmp_path):
     sizes = _photo_folder(tmp_path / "photos")
     out = tmp_path / "out"
     result = _invoke("segment", tmp_path / "photos", "--model", "models:/seg-tiny@champion",
-                     "--out", out, "--mode", "tile", "--tile-overlap", "0.5",
+                     "--out", out, "--mode", "tile", "--tile-overlap", "0.25",
                      "--batch-size", "32")
     assert "3 written" in result.output and "(3 tiled)" in result.output
     for name, (height, width) in sizes.items():
