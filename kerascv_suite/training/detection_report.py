@@ -173,8 +173,8 @@ def sample_grid(panels, columns=4, gap=4):
 
 def write_detection_report(folder, *, history, coco_result, predictions, class_names,
                            score_threshold=0.25):
-    """Writes `curves.png`, `val_ap.png`, `pr_curves.png`, `confusion.png` and `samples.png` (the kept
-    test images with detections) into `folder`; returns the paths written.
+    """Writes `curves.png`, `val_ap.png`, `pr_curves.png`, `confusion.png` and `samples.png`
+    (the kept test images with detections) into `folder`; returns the paths written.
 
     `predictions` is a `train_detector.Predictions` (per-image ground truth, detections and
     the first images).

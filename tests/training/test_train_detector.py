@@ -103,3 +103,19 @@ def test_proposal_models_train_on_cached_selective_search(model, tmp_path, monke
         # Stage 3 (SVMs + box regressors) is fitted after training and saved.
         best = keras.saving.load_model(run_dir / "checkpoints" / "best.keras")
         assert np.any(best.svm.get_weights()[0] != 0)
+
+
+def test_detection_confusion_matrix_by_hand():
+    from kerascv_suite.training.detection_report import detection_confusion_matrix
+
+    # Ground truth: circle, square, triangle. Detections: the circle found as a circle, the
+    # square found as a triangle, a square where nothing is (background row), and a
+    # low-score duplicate (below 0.25: ignored); the triangle is missed (background column).
+    gt_boxes = [np.array([[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]], float)]
+    boxes = [np.array([[0, 0, 10, 10], [20, 20, 30, 30], [60, 60, 70, 70], [0, 0, 10, 10]],
+                      float)]
+    matrix = detection_confusion_matrix(gt_boxes, [np.array([0, 1, 2])], boxes,
+                                        [np.array([0.9, 0.8, 0.7, 0.1])],
+                                        [np.array([0, 2, 1, 1])], 3)
+    np.testing.assert_array_equal(matrix, [[1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1],
+                                           [0, 1, 0, 0]])
