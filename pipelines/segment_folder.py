@@ -21,8 +21,8 @@ Two ways to fit an image of any size to the model's input (`mode`):
             (The argmax of the per-pixel sum equals that of the mean, as every class of a
             pixel has the same count, so only sums are kept.) The padded map is cropped
             back to exactly the original size. Tiles of several images share batches.
-    auto    tile images more than twice the input size along a side (resizing them would
-            throw away over three quarters of their pixels), resize the others.
+    auto    tile images more than twice the input size along a side (resizing would
+            shrink them more than twofold there), resize the others.
 The default is `resize`: a tool cannot know the scale a model was trained at, and the
 models trained here saw whole resized images.
 
