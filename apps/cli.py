@@ -19,6 +19,7 @@ from kerascv_suite.apps import models_cmd
 from kerascv_suite.apps import segment_cmd
 from kerascv_suite.apps import train_cmd
 from kerascv_suite.apps import train_detector_cmd
+from kerascv_suite.apps import train_keypoints_cmd
 from kerascv_suite.apps import ui_cmd
 
 # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) drowns the command's own output.
@@ -41,6 +42,7 @@ _MODULES = (
     cam_cmd,
     ui_cmd,
     segment_cmd,
+    train_keypoints_cmd,
     detect_cmd,
     train_detector_cmd,
 )

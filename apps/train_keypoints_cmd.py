@@ -1,0 +1,53 @@
+"""`kcv train-keypoints`: train the Stacked Hourglass on keypoints (thin: parse, run, report)."""
+
+import click
+
+from kerascv_suite.apps import segment_cmd, train_cmd
+
+# `kcv train`'s options as train-segmenter shares them, plus its --shapes-count.
+_SHARED = segment_cmd._SHARED
+_SHAPES_COUNT = next(p for p in segment_cmd.train_segmenter_command.params
+                     if p.name == "shapes_count")
+_FIXED_ON_RESUME = train_cmd._FIXED_ON_RESUME + ("sigma", "shapes_count")
+
+
+def _train_keypoints(config_path, resume, **options):
+    """Train a keypoint heatmap model (the Stacked Hourglass) on the shapes set's polygon
+    corners: per-epoch validation PCK to MLflow, test PCK and drawn predictions in the report.
+
+    \b
+    Examples:
+      kcv train-keypoints                      # hourglass on shapes, the default recipe
+      kcv train-keypoints --epochs 5 --image-size 32
+      kcv train-keypoints --register corners --alias champion
+      kcv train-keypoints --resume             # continue the latest interrupted run
+    """
+    from kerascv_suite.pipelines import train_keypoints as pipeline
+
+    result = train_cmd.run_training(pipeline, config_path, resume, options, _FIXED_ON_RESUME)
+    metrics = result.test_metrics
+    click.echo(f"Done in {result.seconds:.0f} s: {result.epochs_trained} epochs, test "
+               f"PCK@0.1 {metrics.get('test_pck', float('nan')):.4f}, PCK@0.05 "
+               f"{metrics.get('test_pck_0.05', float('nan')):.4f}, PCK@0.2 "
+               f"{metrics.get('test_pck_0.2', float('nan')):.4f}.")
+    click.echo(f"Run folder: {result.run_dir}; MLflow run {result.mlflow_run_id}; "
+               f"model {result.model_uri}")
+
+
+train_keypoints_command = click.Command(
+    "train-keypoints",
+    callback=_train_keypoints,
+    help=_train_keypoints.__doc__,
+    params=[
+        click.Option(["--model"], default=None, help="Keypoint model [hourglass]."),
+        click.Option(["--data"], default=None, help="'shapes' (built in) [shapes]."),
+        click.Option(["--sigma"], type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Std of the target Gaussians in heatmap cells [1, the paper's]."),
+        _SHAPES_COUNT,
+        click.Option(["--project"], default=None, help="Parent folder of run folders "
+                                                      "[runs/keypoints]."),
+        *_SHARED,
+    ],
+)
+
+COMMANDS = (train_keypoints_command,)
