@@ -20,8 +20,10 @@ highest peaks, matched to its corners by least total distance (`match_unordered`
 scored with PCK normalised by the object's box: correct if within
 `alpha * max(box height, box width)` (Yang & Ramanan, TPAMI 2013).
 
-Loss: the paper's intermediate supervision, the same MSE against Gaussian heatmaps (sigma 1
-heatmap cell) on every stack's output, equally weighted.
+Loss: the paper's intermediate supervision, the same MSE against Gaussian heatmaps on every
+stack's output, equally weighted. The Gaussians' sigma is `sigma` heatmap cells: 1 by default,
+as the paper; the recipe uses 2, which learns much faster at 16x16 heatmaps (see
+recipes/hourglass_shapes.yaml).
 
 Example:
     >>> from kerascv_suite.pipelines.train_keypoints import KeypointConfig, run
