@@ -1,30 +1,41 @@
 """Decode + NMS cost of each detector, relative to its forward pass (target <= 0.15).
 
 For each CPU-sized detector at its registered defaults (faster_rcnn_small, fast_rcnn_small,
-rcnn_small, ssd300_tiny, yolo_v1_tiny), two compiled functions (`tf.function`, tensorflow
-backend) run on the same batch of shapes images:
+rcnn_small, ssd300_tiny, yolo_v1_tiny), three Keras models run on the same batch of shapes
+images, each through `predict_on_batch` (so each is compiled exactly as `Detector.predict`
+compiles the inference model on the chosen backend):
 
-* forward: the network up to its raw heads, without the detection post-processing.
-  - YOLO v1 / SSD: the training model (`(batch, S, S, B*5+C)` grid / `(batch, boxes,
-    4+1+C)` offsets and logits).
+* forward: images (plus proposals) -> the raw outputs of the last learned layers.
+  - YOLO v1: the training model, the `(batch, S, S, B*5+C)` grid.
+  - SSD: the training model, `(batch, default boxes, 4+1+C)` offsets and class logits.
   - Faster R-CNN: backbone, RPN head, the RPN proposal layer (its own decode + top-k + NMS
-    at 0.7: the second stage cannot run without proposals, so it counts as forward; its
-    time is also shown on its own, column `rpn_proposals`) and the RoI box head, up to the
-    class logits and class-specific deltas.
-  - Fast R-CNN: backbone and RoI box head on the given proposals, to logits and deltas.
-  - R-CNN: warp of every proposal, CNN features, SVM scores and box regression.
-  Selective-search proposals (Fast R-CNN, R-CNN) are computed once, outside both timings:
-  they are the models' external input, not part of the graph.
-* full: the inference model (`Detector(model).model`, what `kcv detect` and `kcv export`
-  run): the forward pass plus softmax / sigmoid, per-class box decoding, clipping and
-  class-aware NMS into the padded detection contract.
+    at 0.7: the second stage cannot run without proposals, so it belongs to the forward
+    pass), RoI pooling and the box head, up to the class logits and class-specific deltas
+    (with the proposals they refer to).
+  - Fast R-CNN: backbone, RoI pooling and box head on the given proposals, to logits and
+    deltas.
+  - R-CNN: warp of every proposal, CNN features, the SVM scores (before the sigmoid) and
+    the class-specific box regression.
+* decode+NMS: those precomputed forward outputs -> the detection contract. Everything after
+  the last learned layer: the class-score activation (softmax / sigmoid / YOLO's clipped
+  confidence x class probability), candidate selection, box decoding, clipping and
+  class-aware NMS into the padded `{"boxes", "scores", "classes", "num_detections"}`.
+  YOLO v1 / SSD run the model's own decoder layer; the R-CNN family runs the models' own
+  `proposals.detect`.
+* full: the inference model itself (`Detector(model).model`, what `kcv detect` and
+  `kcv export` run), as a cross-check: full ~ forward + decode+NMS. Before timing, the
+  decode+NMS output on the forward output must equal the full model's output.
 
-ratio = (full - forward) / forward = decode+NMS time / forward time. Both functions are
-called alternately (so load changes hit both alike), `--calls` times per round; a round
-keeps each function's fastest call (on a shared machine the least-disturbed one), and the
-table shows the median over rounds. The worst ratio is printed last.
+Selective-search proposals (Fast R-CNN, R-CNN) are computed once, outside every timing:
+they are the models' external input, not part of the graph. Untrained (random) weights:
+their near-uniform scores put every candidate above the score thresholds, the worst case
+for NMS. The three models are called in turn, `--calls` times per round (so load changes
+hit all alike); a round keeps each one's fastest call (on a shared machine the
+least-disturbed one) and the table shows medians over `--rounds` rounds.
 
-    python benchmarks/detector_inference.py [--batch-size 4] [--rounds 5] [--calls 5]
+ratio = decode+NMS ms / forward ms, both measured directly. The worst ratio is printed last.
+
+    python benchmarks/detector_inference.py [--batch-size 8] [--rounds 5] [--calls 3]
 """
 
 import argparse
@@ -36,6 +47,7 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 DETECTORS = ("faster_rcnn_small", "fast_rcnn_small", "rcnn_small", "ssd300_tiny",
@@ -43,128 +55,140 @@ DETECTORS = ("faster_rcnn_small", "fast_rcnn_small", "rcnn_small", "ssd300_tiny"
 TARGET = 0.15
 
 
-def _functions(name, model):
-    """`(forward, full, proposal_layer or None, needs_proposals)` as `tf.function`s."""
-    import tensorflow as tf
+class Stage(keras.Model):
+    """A function of the detector's tensors as a Keras model (tracks the detector's
+    variables so every backend's `predict_on_batch` compiles it like the detector)."""
+
+    def __init__(self, fn, detector=None, **kwargs):
+        super().__init__(**kwargs)
+        self.fn = fn
+        self.detector = detector
+
+    def call(self, inputs):
+        return self.fn(inputs)
+
+
+def _stages(model):
+    """`(forward, post)` callables of the detector's tensors."""
     from keras import ops
 
     from kerascv_suite.models.detection import proposals as P
-    from kerascv_suite.models.detection.inference import Detector
+    from kerascv_suite.models.detection.rcnn import RCNN
+    from kerascv_suite.models.detection.single_shot import make_inference_model
+    from kerascv_suite.models.detection.two_stage import TwoStageDetector
 
-    detector = Detector(model)
-    full = tf.function(lambda x: detector.model(x, training=False))
-    proposal_layer = None
-    if name.startswith(("ssd", "yolo")):
-        forward = tf.function(lambda x: model(x, training=False))
-    elif name.startswith("faster"):
-        def heads(x):
+    if isinstance(model, TwoStageDetector):
+        def forward(x):
             features = model._features(x, False)
-            proposals, _, _ = model._proposals(x, features, False)
-            return model.roi_head([features, proposals], training=False)
+            proposals, valid, _ = model._proposals(x, features, False)
+            logits, deltas = model.roi_head([features, proposals], training=False)
+            return {"logits": logits, "deltas": deltas, "rois": proposals, "valid": valid}
 
-        def proposals_only(x):
-            features = model._features(x, False)
-            objectness, deltas = model.rpn_head(features)
-            return objectness, deltas
-
-        forward = tf.function(heads)
-        rpn = tf.function(proposals_only)
-        layer = tf.function(lambda o, d: P.generate_proposals(
-            o, d, ops.convert_to_tensor(model.anchors), model.image_shape[:2],
-            model.rpn_pre_nms_top_k[1], model.rpn_post_nms_top_k[1], model.rpn_nms_threshold,
-            model.rpn_min_size, model.rpn_coder))
-        proposal_layer = (rpn, layer)
-    elif name.startswith("fast"):
-        def heads(x):
-            features = model._features(x, False)
-            proposals, _, _ = model._proposals(x, features, False)
-            return model.roi_head([features, proposals], training=False)
-
-        forward = tf.function(heads)
-    else:  # R-CNN
-        def heads(x):
-            images, proposals, _ = model._proposals(x)
+        def post(h):
+            logits = h["logits"]
+            scores = (ops.softmax(logits, axis=-1) if model.classifier_activation == "softmax"
+                      else ops.sigmoid(logits))
+            return P.detect(scores, h["deltas"], h["rois"], h["valid"], model.image_shape[:2],
+                            coder=model.box_coder, score_threshold=model.score_threshold,
+                            nms_threshold=model.nms_threshold,
+                            max_detections=model.max_detections)
+        return forward, post
+    if isinstance(model, RCNN):
+        def forward(x):
+            images, proposals, valid = model._proposals(x)
             pool5, fc7 = model.region_features(images, proposals)
-            return ops.sigmoid(model.svm(fc7)), model.bbox_pred(pool5)
+            return {"svm": model.svm(fc7), "regression": model.bbox_pred(pool5),
+                    "rois": proposals, "valid": valid}
 
-        forward = tf.function(heads)
-    return forward, full, proposal_layer, detector
+        def post(h):
+            # As `RCNN.call`: sigmoid SVM scores and zero background columns.
+            scores = ops.sigmoid(h["svm"])
+            scores = ops.concatenate([ops.zeros_like(scores[..., :1]), scores], axis=-1)
+            rois = h["rois"]
+            deltas = ops.reshape(h["regression"], (-1, rois.shape[1], model.num_classes, 4))
+            deltas = ops.concatenate([ops.zeros_like(deltas[:, :, :1]), deltas], axis=2)
+            return P.detect(scores, deltas, rois, h["valid"], model.image_shape[:2],
+                            coder=model.box_coder, score_threshold=model.score_threshold,
+                            nms_threshold=model.nms_threshold,
+                            max_detections=model.max_detections)
+        return forward, post
+    decoder = make_inference_model(model).layers[-1]
+    return (lambda x: model(x, training=False)), decoder
 
 
-def _time(fn, *args):
+def _time(model, inputs):
     start = time.perf_counter()
-    out = fn(*args)
-    import tensorflow as tf
-
-    tf.nest.map_structure(lambda t: t.numpy(), out)  # wait for the result
+    keras.tree.map_structure(np.asarray, model.predict_on_batch(inputs))
     return time.perf_counter() - start
+
+
+def _same(a, b):
+    for key in ("boxes", "scores", "classes", "num_detections"):
+        np.testing.assert_allclose(np.asarray(a[key]), np.asarray(b[key]), rtol=1e-4,
+                                   atol=1e-3, err_msg=key)
 
 
 def measure(name, batch_size, rounds, calls):
     from kerascv_suite.data import make_shapes
+    from kerascv_suite.models.detection.inference import Detector
     from kerascv_suite.models.registry import build
 
     model = build(name)
-    forward, full, proposal_layer, detector = _functions(name, model)
+    detector = Detector(model)
+    forward_fn, post_fn = _stages(model)
+    forward = Stage(forward_fn, model, name="forward")
+    post = Stage(post_fn, model, name="decode_nms")
+    full = detector.model
     size = detector.input_size
     shapes = make_shapes(batch_size, size, seed=0)
     images = np.stack([shapes[i]["image"] for i in range(batch_size)])
     inputs = detector.inputs_for(images)  # selective search once, outside the timings
-    for _ in range(2):  # trace and warm up
-        _time(forward, inputs)
-        _time(full, inputs)
-    ratios, forwards, fulls, layers = [], [], [], []
-    if proposal_layer is not None:
-        rpn, layer = proposal_layer
-        objectness, deltas = rpn(inputs)
-        _time(layer, objectness, deltas)
+    heads = keras.tree.map_structure(np.asarray, forward.predict_on_batch(inputs))
+    _same(post.predict_on_batch(heads), full.predict_on_batch(inputs))
+    for _ in range(2):  # warm up
+        for stage, x in ((forward, inputs), (post, heads), (full, inputs)):
+            _time(stage, x)
+    times = {"forward": [], "post": [], "full": []}
     for _ in range(rounds):
-        f, g, p = [], [], []
+        best = {key: [] for key in times}
         for _ in range(calls):
-            f.append(_time(forward, inputs))
-            g.append(_time(full, inputs))
-            if proposal_layer is not None:
-                p.append(_time(layer, objectness, deltas))
-        f, g = min(f), min(g)
-        forwards.append(f)
-        fulls.append(g)
-        ratios.append((g - f) / f)
-        if p:
-            layers.append(min(p))
-    return {"name": name, "input": f"{size[0]}x{size[1]}",
-            "forward_ms": 1e3 * statistics.median(forwards),
-            "full_ms": 1e3 * statistics.median(fulls),
-            "ratio": statistics.median(ratios),
-            "rpn_proposals_ms": 1e3 * statistics.median(layers) if layers else None}
+            best["forward"].append(_time(forward, inputs))
+            best["post"].append(_time(post, heads))
+            best["full"].append(_time(full, inputs))
+        for key in times:
+            times[key].append(min(best[key]))
+    ms = {key: 1e3 * statistics.median(value) for key, value in times.items()}
+    ratios = [p / f for p, f in zip(times["post"], times["forward"])]
+    return {"name": name, "input": f"{size[0]}x{size[1]}", **ms,
+            "ratio": statistics.median(ratios)}
+
+
+def _uptime():
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--calls", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=3)
     parser.add_argument("--models", nargs="*", default=list(DETECTORS))
     args = parser.parse_args()
 
-    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    print(f"load before: {load}")
-    print(f"batch {args.batch_size}; median over {args.rounds} rounds of the fastest of "
-          f"{args.calls} calls")
-    header = (f"{'detector':<18} {'input':>7} {'forward ms':>11} {'full ms':>9} "
-              f"{'decode+NMS ms':>14} {'ratio':>7} {'rpn_proposals ms':>17}")
-    print(header)
+    print(f"load before: {_uptime()}")
+    print(f"backend {keras.backend.backend()}, batch {args.batch_size}; median over "
+          f"{args.rounds} rounds of the fastest of {args.calls} calls")
+    print(f"{'detector':<18} {'input':>7} {'forward ms':>11} {'decode+NMS ms':>14} "
+          f"{'ratio':>7} {'full ms':>9}")
     rows = []
     for name in args.models:
         row = measure(name, args.batch_size, args.rounds, args.calls)
         rows.append(row)
-        rpn = f"{row['rpn_proposals_ms']:.1f}" if row["rpn_proposals_ms"] is not None else "-"
-        print(f"{row['name']:<18} {row['input']:>7} {row['forward_ms']:>11.1f} "
-              f"{row['full_ms']:>9.1f} {row['full_ms'] - row['forward_ms']:>14.1f} "
-              f"{row['ratio']:>7.3f} {rpn:>17}", flush=True)
-    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    print(f"load after: {load}")
+        print(f"{row['name']:<18} {row['input']:>7} {row['forward']:>11.1f} "
+              f"{row['post']:>14.1f} {row['ratio']:>7.3f} {row['full']:>9.1f}", flush=True)
+    print(f"load after: {_uptime()}")
     worst = max(rows, key=lambda r: r["ratio"])
-    print(f"worst ratio (decode+NMS / forward): {worst['ratio']:.3f} ({worst['name']}; "
+    print(f"worst ratio {worst['ratio']:.3f} ({worst['name']}; decode+NMS / forward, "
           f"target <= {TARGET})")
 
 

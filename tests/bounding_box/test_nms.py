@@ -6,6 +6,7 @@ import pytest
 from keras import ops
 
 from kerascv_suite.bounding_box import batched_nms
+from kerascv_suite.bounding_box.nms import top_k_pairs
 
 pytestmark = pytest.mark.backend
 
@@ -86,3 +87,44 @@ def test_runs_inside_a_compiled_graph():
     eager = batched_nms(boxes, scores, classes, max_detections=10, pre_nms_top_k=30)
     np.testing.assert_array_equal(out["indices"], ops.convert_to_numpy(eager["indices"]))
     assert out["boxes"].shape == (2, 10, 4)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_top_k_pairs_equals_top_k_of_the_flat_scores(seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.permutation(2 * 300 * 5).reshape(2, 300, 5).astype("float32")  # distinct
+    for k in (5, 10, 37, 200, 1500):
+        top, box, label = (ops.convert_to_numpy(t) for t in top_k_pairs(scores, k))
+        expected, index = (ops.convert_to_numpy(t) for t in ops.top_k(
+            ops.reshape(scores, (2, -1)), k=min(k, 1500)))
+        np.testing.assert_array_equal(top, expected)
+        np.testing.assert_array_equal(box * 5 + label, index)
+    # Exact ties at the cut: the same scores, each from a distinct pair that holds it (which
+    # of the tied pairs comes first is the backend's top_k order: torch's is not stable).
+    scores[0, 7::40, 1] = scores[0].max() - 0.5
+    for k in (3, 6):
+        top, box, label = (ops.convert_to_numpy(t) for t in top_k_pairs(scores, k))
+        expected = ops.convert_to_numpy(ops.top_k(ops.reshape(scores, (2, -1)), k=k)[0])
+        np.testing.assert_array_equal(top, expected)
+        np.testing.assert_array_equal(scores[np.arange(2)[:, None], box, label], top)
+        assert all(len(set(zip(b, c))) == k for b, c in zip(box, label))
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_few_valid_candidates_take_the_short_path_with_the_same_result(seed):
+    # With score threshold 0.9 each image keeps ~20 of 200 candidates, under the short
+    # path's 50; image 1 of seed 0 gets every score valid, forcing the full path for the
+    # whole batch. Both must equal the textbook greedy NMS.
+    rng = np.random.default_rng(seed)
+    boxes, scores, classes = _random_case(rng, 2, 200, 3)
+    if seed == 0:
+        scores[1] = 0.95 + scores[1] / 100
+    out = batched_nms(boxes, scores, classes, iou_threshold=0.3, score_threshold=0.9,
+                      max_detections=30)
+    out = {k: ops.convert_to_numpy(v) for k, v in out.items()}
+    for b in range(2):
+        expected = _reference(boxes[b], scores[b], classes[b], 0.3, 0.9, 30)
+        n = out["num_detections"][b]
+        assert n == len(expected)
+        np.testing.assert_array_equal(out["indices"][b, :n], expected)
+        np.testing.assert_allclose(out["boxes"][b, :n], boxes[b, expected])

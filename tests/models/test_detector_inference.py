@@ -56,3 +56,35 @@ def test_detector_adapter_contract(name):
 
 def test_is_detector_rejects_a_classifier():
     assert not is_detector(build("lenet5"))
+
+
+# TensorFlow only: jax compiles the NMS loops for ~15 s on the 2-core CI machine;
+# tests/bounding_box/test_nms.py checks the pieces on every backend.
+def test_two_stage_detect_equals_decoding_every_pair():
+    # `proposals.detect` ranks (RoI, class) pairs and decodes only the candidates' boxes;
+    # the result must equal decoding every pair and ranking them all in NMS.
+    from keras import ops
+
+    from kerascv_suite.bounding_box import BoxCoder, batched_nms
+    from kerascv_suite.models.detection import proposals as P
+
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 100, (2, 120, 2))
+    rois = np.concatenate([xy, xy + rng.uniform(8, 40, (2, 120, 2))], -1).astype("float32")
+    valid = rng.uniform(size=(2, 120)) < 0.9
+    logits = rng.normal(0, 2, (2, 120, 4)).astype("float32")
+    scores = ops.convert_to_numpy(ops.softmax(logits, axis=-1))
+    deltas = rng.normal(0, 1, (2, 120, 4, 4)).astype("float32")
+    out = P.detect(scores, deltas, rois, valid, (128, 128), score_threshold=0.3,
+                   nms_threshold=0.5, max_detections=30, pre_nms_top_k=100)
+    out = {k: ops.convert_to_numpy(v) for k, v in out.items()}
+
+    coder = BoxCoder(weights=(10.0, 10.0, 5.0, 5.0))
+    boxes = P.clip_boxes(coder.decode(rois[:, :, None], deltas[:, :, 1:]), (128, 128))
+    pair_scores = np.where(valid[..., None], scores[:, :, 1:], 0.0).reshape(2, -1)
+    old = batched_nms(ops.reshape(boxes, (2, -1, 4)), pair_scores,
+                      np.tile(np.arange(3, dtype="int32"), (2, 120)), iou_threshold=0.5,
+                      score_threshold=0.3, max_detections=30, pre_nms_top_k=100)
+    assert out["num_detections"].min() > 5
+    for key in ("boxes", "scores", "classes", "num_detections"):
+        np.testing.assert_allclose(out[key], ops.convert_to_numpy(old[key]), atol=1e-4)

@@ -88,3 +88,31 @@ def test_ssd_rejects_bad_arguments():
         models.build("ssd300", input_shape=(300, 320, 3))
     with pytest.raises(ValueError, match="config must be one of"):
         models.build("ssd300", config="ssd1024")
+
+
+# TensorFlow only: jax compiles the NMS loops for ~15 s on the 2-core CI machine;
+# tests/bounding_box/test_nms.py checks the pieces on every backend.
+def test_ssd_decoder_equals_decoding_every_box():
+    # The decoder ranks (box, class) pairs and decodes only the pre-NMS top-k candidates;
+    # the result must equal decoding all default boxes and ranking all pairs in NMS.
+    from keras import ops
+
+    from kerascv_suite.bounding_box import BoxCoder, batched_nms
+    from kerascv_suite.models.detection.ssd import ssd_default_box_config
+
+    config = ssd_default_box_config("ssd300", 300, (38, 19, 10, 5, 3, 1))
+    rng = np.random.default_rng(0)
+    pred = rng.normal(0, 1, (2, 8732, 4 + 1 + 3)).astype("float32")
+    pred[..., 4] += 2.0  # mostly background, as a trained model
+    decoder = SSDDecoder(config, score_threshold=0.05, max_detections=50, pre_nms_top_k=200)
+    out = {k: ops.convert_to_numpy(v) for k, v in decoder(pred).items()}
+
+    boxes = BoxCoder.from_variances().decode(ssd_default_boxes(**config)[None], pred[..., :4])
+    boxes = ops.repeat(ops.clip(boxes, 0.0, 300.0), 3, axis=1)  # pair b * 3 + c
+    scores = ops.softmax(pred[..., 4:], axis=-1)[..., 1:]
+    classes = np.tile(np.arange(3, dtype="int32"), (2, 8732))
+    old = batched_nms(boxes, ops.reshape(scores, (2, -1)), classes, iou_threshold=0.45,
+                      score_threshold=0.05, max_detections=50, pre_nms_top_k=200)
+    assert out["num_detections"].min() > 10
+    for key in ("boxes", "scores", "classes", "num_detections"):
+        np.testing.assert_allclose(out[key], ops.convert_to_numpy(old[key]), atol=1e-4)

@@ -81,3 +81,32 @@ def test_exported_detector_is_a_detector(tmp_path):
     assert set(served) == set(expected)
     for key, value in expected.items():
         np.testing.assert_allclose(np.asarray(served[key]), value, atol=1e-4)
+
+
+# TensorFlow only: jax compiles the NMS loops for ~15 s on the 2-core CI machine;
+# tests/bounding_box/test_nms.py checks the pieces on every backend.
+def test_yolo_v1_decoder_equals_ranking_every_pair():
+    # The decoder ranks (box, class) pairs before gathering boxes; the result must equal
+    # handing NMS every pair with its box.
+    from keras import ops
+
+    from kerascv_suite.bounding_box import batched_nms
+
+    grid = np.random.default_rng(0).uniform(0, 1, (2, 7, 7, 2 * 5 + 4)).astype("float32")
+    decoder = YoloV1Decoder(num_boxes=2, image_size=(224, 224), score_threshold=0.2,
+                            max_detections=40, pre_nms_top_k=150)
+    out = {k: ops.convert_to_numpy(v) for k, v in decoder(grid).items()}
+
+    # The paper's decoding (sec. 2) written out in numpy.
+    pred = grid[..., :10].reshape(2, 49, 2, 5)
+    row, col = np.divmod(np.arange(49), 7)
+    centre = (np.stack([col, row], -1)[None, :, None] + pred[..., :2]) / 7
+    half = pred[..., 2:4] ** 2 / 2
+    boxes = np.clip(np.concatenate([centre - half, centre + half], -1), 0, 1) * 224
+    scores = pred[..., 4:5] * grid[..., 10:].reshape(2, 49, 1, 4)  # (2, 49, 2, 4)
+    old = batched_nms(np.repeat(boxes.reshape(2, 98, 4), 4, axis=1), scores.reshape(2, -1),
+                      np.tile(np.arange(4, dtype="int32"), (2, 98)), iou_threshold=0.5,
+                      score_threshold=0.2, max_detections=40, pre_nms_top_k=150)
+    assert out["num_detections"].min() > 5
+    for key in ("boxes", "scores", "classes", "num_detections"):
+        np.testing.assert_allclose(out[key], ops.convert_to_numpy(old[key]), atol=1e-4)

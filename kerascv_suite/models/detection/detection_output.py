@@ -11,6 +11,7 @@ import keras
 from keras import ops
 
 from kerascv_suite.bounding_box import BoxCoder, batched_nms, ssd_default_boxes
+from kerascv_suite.bounding_box.nms import top_k_pairs
 
 
 @keras.saving.register_keras_serializable(package="kerascv_suite")
@@ -39,18 +40,17 @@ class DetectionDecoder(keras.layers.Layer):
         self.max_detections = int(max_detections)
         self.pre_nms_top_k = int(pre_nms_top_k)
 
-    def detect(self, boxes, scores):
-        num_boxes, num_classes = scores.shape[1], scores.shape[2]
-        total = num_boxes * num_classes
-        # The best (box, class) pairs are picked from the flat scores first and only their
-        # boxes gathered: materializing every pair's box (SSD300: 8,732 x C) cost more than
-        # the NMS itself. Scores at or below the threshold rank last, so the pairs picked
-        # are the ones `batched_nms` would have ranked first.
-        k = min(max(self.pre_nms_top_k, self.max_detections), total)
-        top_scores, index = ops.top_k(ops.reshape(scores, (-1, total)), k=k)
-        top_boxes = ops.take_along_axis(boxes, (index // num_classes)[..., None], axis=1)
-        out = batched_nms(top_boxes, top_scores, ops.cast(index % num_classes, "int32"),
-                          iou_threshold=self.iou_threshold,
+    def detect(self, scores, boxes_at):
+        """Top (box, class) pairs of `scores (batch, num_boxes, C)`, then NMS.
+
+        `boxes_at(index)` returns the xyxy boxes `(batch, k, 4)` of box indices
+        `(batch, k)`: only the candidates' boxes are decoded (on SSD300, 400 of 8,732).
+        Scores at or below the threshold rank last, so the pairs picked are the ones
+        `batched_nms` would have ranked first among all pairs.
+        """
+        k = max(self.pre_nms_top_k, self.max_detections)
+        top_scores, box, label = top_k_pairs(scores, k)
+        out = batched_nms(boxes_at(box), top_scores, label, iou_threshold=self.iou_threshold,
                           score_threshold=self.score_threshold,
                           max_detections=self.max_detections)
         out.pop("indices")
@@ -58,7 +58,9 @@ class DetectionDecoder(keras.layers.Layer):
 
     def call(self, inputs):
         boxes, scores = inputs
-        return self.detect(ops.cast(boxes, "float32"), ops.cast(scores, "float32"))
+        boxes = ops.cast(boxes, "float32")
+        return self.detect(ops.cast(scores, "float32"),
+                           lambda index: ops.take_along_axis(boxes, index[..., None], axis=1))
 
     def compute_output_spec(self, inputs):
         batch = keras.tree.flatten(inputs)[0].shape[0]
@@ -109,8 +111,9 @@ class YoloV1Decoder(DetectionDecoder):
         scale = ops.convert_to_tensor([width, height, width, height], "float32")
         boxes = ops.clip(ops.concatenate([centre - half, centre + half], -1), 0.0, 1.0) * scale
         scores = ops.clip(pred[..., 4:5], 0.0, 1.0) * class_prob[:, :, None, :]
-        return self.detect(ops.reshape(boxes, (-1, s * s * nb, 4)),
-                           ops.reshape(scores, (-1, s * s * nb, class_prob.shape[-1])))
+        boxes = ops.reshape(boxes, (-1, s * s * nb, 4))
+        return self.detect(ops.reshape(scores, (-1, s * s * nb, class_prob.shape[-1])),
+                           lambda index: ops.take_along_axis(boxes, index[..., None], axis=1))
 
     def get_config(self):
         return {**super().get_config(), "num_boxes": self.num_boxes,
@@ -142,10 +145,15 @@ class SSDDecoder(DetectionDecoder):
     def call(self, inputs):
         x = ops.cast(inputs, "float32")
         anchors = ssd_default_boxes(**self.default_boxes)
-        boxes = BoxCoder.from_variances(self.variances).decode(anchors[None], x[..., :4])
-        boxes = ops.clip(boxes, 0.0, float(self.default_boxes["image_size"]))
-        scores = ops.softmax(x[..., 4:], axis=-1)[..., 1:]
-        return self.detect(boxes, scores)
+        coder = BoxCoder.from_variances(self.variances)
+
+        def boxes_at(index):
+            # Decoding is per box, so decoding the candidates alone gives their same boxes.
+            deltas = ops.take_along_axis(x[..., :4], index[..., None], axis=1)
+            boxes = coder.decode(ops.take(anchors, index, axis=0), deltas)
+            return ops.clip(boxes, 0.0, float(self.default_boxes["image_size"]))
+
+        return self.detect(ops.softmax(x[..., 4:], axis=-1)[..., 1:], boxes_at)
 
     def get_config(self):
         return {**super().get_config(), "default_boxes": self.default_boxes,

@@ -10,6 +10,7 @@ from keras.utils import bounding_boxes
 
 from kerascv_suite.bounding_box import BoxCoder, Matcher, batched_nms, rpn_anchors
 from kerascv_suite.bounding_box.matching import IGNORE, NEGATIVE
+from kerascv_suite.bounding_box.nms import top_k_pairs
 
 
 def clip_boxes(boxes, image_shape):
@@ -160,20 +161,21 @@ def detect(class_scores, box_deltas, rois, roi_valid, image_shape, coder=None,
     """
     coder = coder or BoxCoder(weights=(10.0, 10.0, 5.0, 5.0))
     num_rois, num_classes = class_scores.shape[1], class_scores.shape[2] - 1
-    if box_deltas is None:
-        boxes = ops.broadcast_to(rois[:, :, None, :], (ops.shape(rois)[0], num_rois,
-                                                       num_classes, 4))
-    else:
-        boxes = coder.decode(rois[:, :, None, :], ops.cast(box_deltas[:, :, 1:], "float32"))
-    boxes = clip_boxes(boxes, image_shape)
     scores = ops.where(roi_valid[..., None], ops.cast(class_scores[:, :, 1:], "float32"), 0.0)
-    classes = ops.broadcast_to(ops.arange(num_classes, dtype="int32")[None, None],
-                               ops.shape(scores))
-    flat = num_rois * num_classes
-    out = batched_nms(ops.reshape(boxes, (-1, flat, 4)), ops.reshape(scores, (-1, flat)),
-                      ops.reshape(classes, (-1, flat)), iou_threshold=nms_threshold,
-                      score_threshold=score_threshold, max_detections=max_detections,
-                      pre_nms_top_k=pre_nms_top_k)
+    # Every (RoI, class) pair is a candidate. Scores at or below the threshold rank last, so
+    # the best `pre_nms_top_k` pairs are the ones `batched_nms` would rank first among all
+    # of them; only their boxes are decoded (decoding is per pair, so they are the same).
+    k = max(int(pre_nms_top_k), int(max_detections))
+    top_scores, roi, label = top_k_pairs(scores, k)
+    boxes = ops.take_along_axis(ops.cast(rois, "float32"), roi[..., None], axis=1)
+    if box_deltas is not None:
+        pairs = ops.reshape(ops.cast(box_deltas[:, :, 1:], "float32"),
+                            (-1, num_rois * num_classes, 4))
+        deltas = ops.take_along_axis(pairs, (roi * num_classes + label)[..., None], axis=1)
+        boxes = coder.decode(boxes, deltas)
+    out = batched_nms(clip_boxes(boxes, image_shape), top_scores, label,
+                      iou_threshold=nms_threshold, score_threshold=score_threshold,
+                      max_detections=max_detections)
     out.pop("indices")
     return out
 
