@@ -16,7 +16,6 @@ before `--backend` has set `KERAS_BACKEND`.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -207,6 +206,35 @@ def load_run_config(run_dir, *, config_cls=None, **overrides) -> TrainConfig:
     values.update({k: v for k, v in overrides.items() if v is not None})
     values["run_dir"] = str(run_dir)
     return config_cls(**values)
+
+
+def task_entry_points(config_cls, project, module_name):
+    """`(load_config, load_run_config, resolve_resume_dir, run)` of a task pipeline whose
+    config class is `config_cls` and whose module (`module_name`) supplies the steps of
+    `run` (see `run`'s `steps`): what `apps/train_cmd.run_training` calls.
+
+    Example (in pipelines/train_segmenter.py):
+        >>> load_config, load_run_config, resolve_resume_dir, run = task_entry_points(
+        ...     SegmenterConfig, "runs/segment", __name__)
+    """
+    import functools
+    import sys
+
+    def task_load_config(path=None, **overrides):
+        """Defaults < `recipes/<model>_<data>.yaml` < YAML at `path` < non-None overrides."""
+        return load_config(path, config_cls=config_cls, **overrides)
+
+    def task_load_run_config(run_dir, **overrides):
+        """The saved config of a run folder (for `--resume`), with `overrides` applied."""
+        return load_run_config(run_dir, config_cls=config_cls, **overrides)
+
+    def task_run(config, *, resume=False, log=print):
+        """Trains, scores the test split, logs to MLflow and (optionally) registers; see
+        `train_classifier.run` for the run folder, resume and error contract."""
+        return run(config, resume=resume, log=log, steps=sys.modules[module_name])
+
+    return (task_load_config, task_load_run_config,
+            functools.partial(resolve_resume_dir, project=project), task_run)
 
 
 @dataclasses.dataclass

@@ -85,27 +85,8 @@ class SegmenterConfig(_base.TrainConfig):
         return load_config(path, **overrides)
 
 
-def load_config(path=None, **overrides) -> SegmenterConfig:
-    """Defaults < `recipes/<model>_<data>.yaml` < YAML at `path` < non-None overrides."""
-    return _base.load_config(path, config_cls=SegmenterConfig, **overrides)
-
-
-def load_run_config(run_dir, **overrides) -> SegmenterConfig:
-    return _base.load_run_config(run_dir, config_cls=SegmenterConfig, **overrides)
-
-
-def resolve_resume_dir(resume, project=PROJECT) -> Path:
-    return _base.resolve_resume_dir(resume, project)
-
-
-def run(config: SegmenterConfig, *, resume=False, log=print) -> TrainResult:
-    """Trains, scores the test split, logs to MLflow and (optionally) registers.
-
-    See `train_classifier.run` for the run folder, resume and error contract.
-    """
-    import sys
-
-    return _base.run(config, resume=resume, log=log, steps=sys.modules[__name__])
+load_config, load_run_config, resolve_resume_dir, run = _base.task_entry_points(
+    SegmenterConfig, PROJECT, __name__)
 
 
 # === Data ===
