@@ -56,3 +56,9 @@ def resolve_model(ref, param_hint, input_shape=None, num_classes=None):
         return get_model(ref, **overrides)
     except (ValueError, FileNotFoundError) as e:
         raise click.BadParameter(str(e), param_hint=param_hint) from e
+
+
+def shapes_count_option():
+    """`--shapes-count` of the training commands on the built-in shapes set."""
+    return click.Option(["--shapes-count"], type=click.IntRange(min=5), default=None,
+                        help="Training images of the built-in shapes set [800].")

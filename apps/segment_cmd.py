@@ -5,11 +5,12 @@ import json
 import click
 
 from kerascv_suite.apps import train_cmd
+from kerascv_suite.apps.options import shapes_count_option
 from kerascv_suite.pipelines.train_segmenter import FORMATS, LOSSES
 
 # `kcv train`'s options, less those whose meaning or default differs for segmentation.
-_SHARED = [p for p in train_cmd.train_command.params if p.name not in ("model", "data", "format")]
-_FIXED_ON_RESUME = train_cmd._FIXED_ON_RESUME + ("loss", "width", "shapes_count")
+_SHARED = train_cmd.shared_options("model", "data", "format")
+_FIXED_ON_RESUME = train_cmd.FIXED_ON_RESUME + ("loss", "width", "shapes_count")
 
 
 def _train_segmenter(config_path, resume, **options):
@@ -50,8 +51,7 @@ train_segmenter_command = click.Command(
                      help="Cross-entropy (255 ignored), Dice, or both [ce]."),
         click.Option(["--width"], type=click.FloatRange(min=0, min_open=True), default=None,
                      help="Filter multiplier of the model (0.25: a quarter of the paper's)."),
-        click.Option(["--shapes-count"], type=click.IntRange(min=5), default=None,
-                     help="Training images of the built-in shapes set [800]."),
+        shapes_count_option(),
         click.Option(["--project"], default=None, help="Parent folder of run folders "
                                                       "[runs/segment]."),
         *_SHARED,

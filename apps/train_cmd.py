@@ -13,7 +13,7 @@ from kerascv_suite.pipelines.train_classifier import (
 )
 
 # Options that a resumed run takes from its saved config.yaml instead.
-_FIXED_ON_RESUME = ("model", "data", "format", "batch_size", "image_size", "optimizer", "lr",
+FIXED_ON_RESUME = ("model", "data", "format", "batch_size", "image_size", "optimizer", "lr",
                     "schedule", "seed", "weights", "freeze")
 
 
@@ -82,7 +82,7 @@ def train_command(config_path, resume, **options):
                f"model {result.model_uri}")
 
 
-def run_training(pipeline, config_path, resume, options, fixed_on_resume=_FIXED_ON_RESUME):
+def run_training(pipeline, config_path, resume, options, fixed_on_resume=FIXED_ON_RESUME):
     """Resolves the config (new run or `--resume`) and runs a training pipeline module.
 
     `pipeline` provides `load_config`, `load_run_config`, `resolve_resume_dir`, `run`,
@@ -118,6 +118,13 @@ def run_training(pipeline, config_path, resume, options, fixed_on_resume=_FIXED_
         raise click.ClickException(str(e)) from e
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(str(e)) from e
+
+
+def shared_options(*exclude):
+    """`kcv train`'s options for another training command (train-segmenter,
+    train-detector, train-keypoints), less `exclude`: those whose meaning or default differs
+    there."""
+    return [p for p in train_command.params if p.name not in exclude]
 
 
 COMMANDS = (train_command,)

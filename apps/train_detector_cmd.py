@@ -3,13 +3,13 @@
 import click
 
 from kerascv_suite.apps import train_cmd
+from kerascv_suite.apps.options import shapes_count_option
 from kerascv_suite.pipelines.train_detector import FORMATS
 
 # `kcv train`'s options, less those whose meaning or default differs for detection
 # (detectors train whole: no freezing phases).
-_SHARED = [p for p in train_cmd.train_command.params
-           if p.name not in ("model", "data", "format", "freeze", "head_epochs")]
-_FIXED_ON_RESUME = train_cmd._FIXED_ON_RESUME + ("shapes_count", "max_boxes", "max_proposals")
+_SHARED = train_cmd.shared_options("model", "data", "format", "freeze", "head_epochs")
+_FIXED_ON_RESUME = train_cmd.FIXED_ON_RESUME + ("shapes_count", "max_boxes", "max_proposals")
 
 
 def _train_detector(config_path, resume, **options):
@@ -63,8 +63,7 @@ train_detector_command = click.Command(
                      help="Ground-truth boxes kept per image [20]."),
         click.Option(["--val-every"], type=click.IntRange(min=1), default=None,
                      help="Validation AP every N epochs (and after the last) [1]."),
-        click.Option(["--shapes-count"], type=click.IntRange(min=5), default=None,
-                     help="Training images of the built-in shapes set [800]."),
+        shapes_count_option(),
         click.Option(["--project"], default=None,
                      help="Parent folder of run folders [runs/detect]."),
         *_SHARED,

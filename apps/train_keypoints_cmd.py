@@ -2,13 +2,12 @@
 
 import click
 
-from kerascv_suite.apps import segment_cmd, train_cmd
+from kerascv_suite.apps import train_cmd
+from kerascv_suite.apps.options import shapes_count_option
 
-# `kcv train`'s options as train-segmenter shares them, plus its --shapes-count.
-_SHARED = segment_cmd._SHARED
-_SHAPES_COUNT = next(p for p in segment_cmd.train_segmenter_command.params
-                     if p.name == "shapes_count")
-_FIXED_ON_RESUME = train_cmd._FIXED_ON_RESUME + ("sigma", "shapes_count")
+# `kcv train`'s options, less those whose meaning or default differs for keypoints.
+_SHARED = train_cmd.shared_options("model", "data", "format")
+_FIXED_ON_RESUME = train_cmd.FIXED_ON_RESUME + ("sigma", "shapes_count")
 
 
 def _train_keypoints(config_path, resume, **options):
@@ -42,8 +41,9 @@ train_keypoints_command = click.Command(
         click.Option(["--model"], default=None, help="Keypoint model [hourglass]."),
         click.Option(["--data"], default=None, help="'shapes' (built in) [shapes]."),
         click.Option(["--sigma"], type=click.FloatRange(min=0, min_open=True), default=None,
-                     help="Std of the target Gaussians in heatmap cells [1, the paper's]."),
-        _SHAPES_COUNT,
+                     help="Std of the target Gaussians in heatmap cells [1, the paper's; the shapes "
+                          "recipe uses 2]."),
+        shapes_count_option(),
         click.Option(["--project"], default=None, help="Parent folder of run folders "
                                                       "[runs/keypoints]."),
         *_SHARED,
