@@ -239,7 +239,7 @@ def test_kcv_train_multi_worker_end_to_end(tmp_path):
     """`kcv train --distribute multi_worker` as 2 local worker processes (TF_CONFIG on
     loopback): both train in lockstep; only the chief (worker 0) writes the run folder, the
     MLflow run and the report; the other worker's scratch folder is removed."""
-    import mlflow
+    from mlflow.tracking import MlflowClient
 
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     args = [sys.executable, "-c", "from kerascv_suite.apps.cli import main; main()",
@@ -270,8 +270,10 @@ def test_kcv_train_multi_worker_end_to_end(tmp_path):
     with open(tmp_path / "run" / "results.csv") as f:
         rows = f.read().splitlines()
     assert rows[0].startswith("epoch,") and [r.split(",")[0] for r in rows[1:]] == ["1"]
-    # One MLflow run in the working directory's default store: the chief's.
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["kcv-train"], output_format="list")
+    # One MLflow run in the working directory's default store: the chief's. (A client, not
+    # mlflow.set_tracking_uri: the process-wide URI would leak into later tests.)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("kcv-train")
+    runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.metrics["test_accuracy"] > 0.5
