@@ -48,14 +48,10 @@ from pathlib import Path
 from typing import Any
 
 from kerascv_suite.pipelines import train_classifier as _base
-from kerascv_suite.pipelines.train_classifier import (  # noqa: F401  (the CLI uses them)
-    BACKENDS,
-    DISTRIBUTE_MODES,
-    OPTIMIZERS,
-    SCHEDULES,
+# What `apps/train_cmd.run_training` reads from a task pipeline besides its entry points.
+from kerascv_suite.pipelines.train_classifier import (  # noqa: F401
     TrackingUnavailable,
     TrainingDiverged,
-    TrainResult,
     check_backend,
 )
 
