@@ -195,26 +195,17 @@ def _ensemble_members(models, image_size, fallback_size):
 
 def predict_dataset(members, dataset, batch_size, tta, log=print):
     """Averaged probabilities `(num_samples, num_classes)` and labels `(num_samples,)`."""
-    probabilities, labels, batch = [], [], []
+    from kerascv_suite.data.dataset import batches, log_skipped
 
-    def flush():
+    probabilities, labels = [], []
+    for batch in batches(dataset, batch_size):
         images = np.stack([sample["image"] for sample in batch])
         outputs = [member.predict(images, tta) for member in members]
         probabilities.append(np.mean(outputs, axis=0))
         labels.extend(int(sample["label"]) for sample in batch)
-        batch.clear()
-
-    for sample in dataset:
-        batch.append(sample)
-        if len(batch) == batch_size:
-            flush()
-    if batch:
-        flush()
     if not labels:
         raise ValueError("The evaluation split is empty; nothing to evaluate.")
-    skipped = sum(dataset.skipped.values()) if hasattr(dataset, "skipped") else 0
-    if skipped:
-        log(f"Skipped {skipped} unreadable images:\n{dataset.skipped.report()}")
+    log_skipped(dataset, log)
     return np.concatenate(probabilities), np.asarray(labels)
 
 

@@ -152,15 +152,14 @@ def predict_dataset(detector, dataset, batch_size, log=print):
         dict of lists: `gt_boxes`, `gt_classes`, `gt_ignore` (crowd / difficult), `boxes`,
         `scores`, `classes`.
     """
+    from kerascv_suite.data.dataset import batches, log_skipped
     from kerascv_suite.pipelines.detect_folder import to_original
     from kerascv_suite.pipelines.folder_io import resize_image
 
     size = detector.input_size
     out = {key: [] for key in ("gt_boxes", "gt_classes", "gt_ignore", "boxes", "scores",
                                "classes")}
-    batch = []
-
-    def flush():
+    for batch in batches(dataset, batch_size):
         images = np.stack([resize_image(s["image"][..., :3] if s["image"].shape[-1] >= 3
                                         else np.repeat(s["image"], 3, -1), size)
                            for s in batch])
@@ -183,19 +182,9 @@ def predict_dataset(detector, dataset, batch_size, log=print):
                 if key in sample:
                     ignore |= np.asarray(sample[key], bool).reshape(-1)
             out["gt_ignore"].append(ignore)
-        batch.clear()
-
-    for sample in dataset:
-        batch.append(sample)
-        if len(batch) == batch_size:
-            flush()
-    if batch:
-        flush()
     if not out["boxes"]:
         raise ValueError("The evaluation split is empty; nothing to evaluate.")
-    skipped = sum(dataset.skipped.values()) if getattr(dataset, "skipped", None) else 0
-    if skipped:
-        log(f"Skipped {skipped} unreadable images:\n{dataset.skipped.report()}")
+    log_skipped(dataset, log)
     return out
 
 

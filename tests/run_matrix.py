@@ -1,10 +1,12 @@
 """Runs the test suite under every Keras backend and prints one combined closing line.
 
 The whole suite runs under tensorflow; tests marked `backend` (layers and models) run again
-under jax and torch. A backend run that fails, errors or collects no test fails the matrix.
-Backend runs go side by side (`--jobs`, default 2): much of a run is single-threaded
-(XLA compilation, Python), so two runs share 2 cores well. Each run's output is printed
-whole when it ends.
+under jax and torch. Tensorflow's run is split in two shards (the app/pipeline tests, then the
+`backend` tests) so that the shards and the other backends pack into `--jobs` parallel slots
+(default 2; much of a run is single-threaded XLA compilation and Python, so two runs share
+2 cores well): the two longest runs start first, and each shorter one takes the slot that
+frees first. A run that fails, errors or collects no test fails the matrix. Each run's output
+is printed whole when it ends.
 
 Usage:
     python tests/run_matrix.py [--backends tensorflow,jax,torch] [--jobs 2] [-- pytest args]
@@ -30,11 +32,18 @@ def _counts(junit_path):
     return {k: sum(int(s.get(k, 0)) for s in suites) for k in keys}
 
 
-def _command(backend, junit, pytest_args):
-    cmd = [sys.executable, "-m", "pytest", f"--junitxml={junit}", "--durations=15", *pytest_args]
-    if backend != "tensorflow":
-        cmd += ["-m", "backend"]
-    return cmd
+# (run label, backend, pytest marker expression), longest first.
+RUNS = (
+    ("tensorflow:apps", "tensorflow", "not backend"),
+    ("jax", "jax", "backend"),
+    ("tensorflow:models", "tensorflow", "backend"),
+    ("torch", "torch", "backend"),
+)
+
+
+def _command(markers, junit, pytest_args):
+    return [sys.executable, "-m", "pytest", f"--junitxml={junit}", "--durations=15",
+            "-m", markers, *pytest_args]
 
 
 def main(argv=None):
@@ -43,29 +52,35 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=2, help="backend runs at the same time")
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args(argv)
-    pending = [b for b in args.backends.split(",") if b]
+    backends = {b for b in args.backends.split(",") if b}
+    unknown = backends - set(BACKENDS)
+    if unknown:
+        parser.error(f"unknown backends {sorted(unknown)}; choose from {BACKENDS}")
+    pending = [run for run in RUNS if run[1] in backends]
     totals = {"passed": 0, "failed": 0, "skipped": 0}
     failed_backends = []
     with tempfile.TemporaryDirectory() as tmp:
         running = {}
         while pending or running:
             while pending and len(running) < max(1, args.jobs):
-                backend = pending.pop(0)
-                junit = os.path.join(tmp, f"{backend}.xml")
-                log = open(os.path.join(tmp, f"{backend}.log"), "w+")
-                cmd = _command(backend, junit, args.pytest_args)
-                print(f"=== start KERAS_BACKEND={backend}: {' '.join(cmd[1:])}", flush=True)
+                label, backend, markers = pending.pop(0)
+                stem = label.replace(":", "-")
+                junit = os.path.join(tmp, f"{stem}.xml")
+                log = open(os.path.join(tmp, f"{stem}.log"), "w+")
+                cmd = _command(markers, junit, args.pytest_args)
+                print(f"=== start {label} KERAS_BACKEND={backend}: {' '.join(cmd[1:])}",
+                      flush=True)
                 env = {**os.environ, "KERAS_BACKEND": backend}
                 proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-                running[backend] = (proc, log, junit, time.monotonic())
+                running[label] = (proc, log, junit, time.monotonic())
             time.sleep(1)
-            for backend, (proc, log, junit, start) in list(running.items()):
+            for label, (proc, log, junit, start) in list(running.items()):
                 rc = proc.poll()
                 if rc is None:
                     continue
-                del running[backend]
+                del running[label]
                 log.seek(0)
-                print(f"\n=== KERAS_BACKEND={backend} (exit {rc}, {time.monotonic() - start:.0f} s)")
+                print(f"\n=== {label} (exit {rc}, {time.monotonic() - start:.0f} s)")
                 print(log.read(), flush=True)
                 log.close()
                 c = _counts(junit)
@@ -75,7 +90,7 @@ def main(argv=None):
                 totals["skipped"] += c["skipped"]
                 # pytest exits 5 when it collected nothing: an empty run is a failure here.
                 if rc != 0 or c["tests"] == 0:
-                    failed_backends.append(f"{backend} (exit {rc}, {c['tests']} tests)")
+                    failed_backends.append(f"{label} (exit {rc}, {c['tests']} tests)")
     print()
     for b in failed_backends:
         print(f"FAILED backend run: {b}")

@@ -220,6 +220,26 @@ class InMemoryDataset(Dataset):
                 for k, v in self.samples[index].items()}
 
 
+def batches(samples, batch_size):
+    """Yields lists of `batch_size` consecutive samples; the last list may be shorter."""
+    batch = []
+    for sample in samples:
+        batch.append(sample)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def log_skipped(dataset, log):
+    """Reports, through `log`, the entries `dataset` skipped while it was read."""
+    skipped = getattr(dataset, "skipped", None)
+    count = sum(skipped.values()) if skipped else 0
+    if count:
+        log(f"Skipped {count} unreadable images:\n{skipped.report()}")
+
+
 def clean_boxes(boxes, height, width, *, source, entries, skipped, clip=True):
     """Validates boxes against an image size, counting what it fixes or drops.
 

@@ -30,12 +30,35 @@ def test_list_models_filters_and_unknown_names():
         models.list_models(task="nonsense")
 
 
+# Variants that only repeat blocks of another variant (more layers, same builder code path).
+# Tensorflow smoke-tests every variant; jax and torch test the representative on the right,
+# which exercises every line the deeper variant would.
+DEPTH_ONLY_VARIANTS = {
+    "resnet34": "resnet18",
+    "resnet101": "resnet50",
+    "resnet152": "resnet50",
+    "vgg13": "vgg11",
+    "vgg16": "vgg11",
+    "vgg19": "vgg11",
+}
+SMOKE_MODELS = [
+    n for n in ALL_MODELS
+    if keras.backend.backend() == "tensorflow" or n not in DEPTH_ONLY_VARIANTS
+]
+
+
+def test_depth_only_variants_share_their_representatives_builder():
+    for variant, representative in DEPTH_ONLY_VARIANTS.items():
+        assert models.get_spec(variant).builder is models.get_spec(representative).builder
+        assert representative in SMOKE_MODELS
+
+
 def _test_input_shape(spec):
     return tuple(spec.test_overrides.get("input_shape", spec.input_shape))
 
 
 @pytest.mark.backend
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", SMOKE_MODELS)
 def test_model_smoke(name):
     spec = models.get_spec(name)
     model = spec.build(**spec.test_overrides)
