@@ -2,8 +2,8 @@
 
 Both sides use the same model, the same images and the same batch size, measured side by
 side (alternately, `--repeats` times) in one process. The pipeline side is
-`segment_folder.run` (what `kcv segment` calls): decode and resize (or tile) through
-tf.data, batched predict, and mask / overlay / fractions written at the original size by
+`segment_folder.run` (what `kcv segment` calls): decode and resize (or tile) in parallel
+threads, batched predict, and mask / overlay / fractions written at the original size by
 background threads. The reference side is `model.predict` on the same model inputs (resized
 images, or their tiles with `--mode tile`) already decoded, in memory. Both rates count
 images per second. The median of the per-repeat ratios (pipeline / predict) is printed

@@ -2,8 +2,8 @@
 
 * `list_files` / `output_names`: every file of a folder, and a collision-free output name
   per file;
-* `make_dataset`: a `tf.data` stream of decoded, resized images, where unreadable files are
-  recorded and filtered out instead of stopping the run;
+* `make_dataset` (a `BatchStream`): batches of images decoded and resized in parallel
+  threads, where unreadable files are recorded and left out instead of stopping the run;
 * `predict_and_write`: batched predictions handed to background writer threads (disk writes
   overlap the next batch's compute), with a bounded queue;
 * `atomic_write`, `skip_report`.
@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -67,13 +68,77 @@ def resize_image(image, size):
     return resized.reshape(height, width, *image.shape[2:])
 
 
+def decode_threads(threads=None):
+    """Parallel decodes: `threads`, or one per core (at most 4) when None."""
+    return max(1, int(threads)) if threads else min(4, os.cpu_count() or 1)
+
+
+class BatchStream:
+    """Batches of model inputs decoded in parallel threads, in file order.
+
+    `load(index)` turns file `index` into `(inputs (n, ...), ids (n,))` (`n` may be 0, for
+    a file it could not read, or several, for tiles); the inputs of consecutive files are
+    concatenated and cut into batches of `batch_size` (the last may be smaller). At most
+    `lookahead` files are decoded ahead of the batch being consumed, so memory stays bounded.
+
+    Plain threads rather than `tf.data`: Pillow and OpenCV release the GIL while they decode
+    and resize, and a `tf.data` map through `tf.numpy_function` cost about as much CPU again
+    as the decode itself (CPU the model's predict shares; see benchmarks/segment_folder.py).
+    It also keeps TensorFlow out of the jax and torch backends.
+
+    Iterating yields `(inputs (batch, ...), ids (batch,) int64)` numpy arrays; each
+    iteration decodes the files anew.
+    """
+
+    def __init__(self, count, load, batch_size, threads=None, lookahead=None):
+        self.count = int(count)
+        self.load = load
+        self.batch_size = int(batch_size)
+        self.threads = decode_threads(threads)
+        self.lookahead = lookahead or 2 * self.batch_size + self.threads
+
+    def __iter__(self):
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="kcv-decode")
+        pending = collections.deque()
+        submitted = 0
+        inputs, ids, held = [], [], 0
+        try:
+            while pending or submitted < self.count:
+                while submitted < self.count and len(pending) < self.lookahead:
+                    pending.append(pool.submit(self.load, submitted))
+                    submitted += 1
+                file_inputs, file_ids = pending.popleft().result()
+                if len(file_ids):
+                    inputs.append(file_inputs)
+                    ids.append(file_ids)
+                    held += len(file_ids)
+                while held >= self.batch_size:
+                    batch, inputs, ids, held = self._cut(inputs, ids, self.batch_size)
+                    yield batch
+            if held:
+                yield self._cut(inputs, ids, held)[0]
+        finally:
+            # A consumer that stops early (a writer failed) does not wait for the lookahead.
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _cut(inputs, ids, size):
+        all_inputs = inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
+        all_ids = ids[0] if len(ids) == 1 else np.concatenate(ids)
+        rest = len(all_ids) - size
+        batch = (all_inputs[:size], all_ids[:size])
+        if rest:
+            return batch, [all_inputs[size:]], [all_ids[size:]], rest
+        return batch, [], [], 0
+
+
 def make_dataset(paths, size, channels, batch_size, originals, failures, threads=None,
                  prepare=None):
-    """A `tf.data` pipeline of `(images (batch, h, w, channels) uint8, indices (batch,))`.
+    """A `BatchStream` of `(images (batch, h, w, channels) uint8, indices (batch,))`.
 
-    Files are decoded with `kerascv_suite.data.decode_image` (inside `tf.numpy_function`)
-    in parallel. Decoded originals are parked in `originals[index]`; files that fail to
-    decode land in `failures[index]` (the reason) and are filtered out of the stream.
+    Files are decoded with `kerascv_suite.data.decode_image` in parallel threads. Decoded
+    originals are parked in `originals[index]`; files that fail to decode land in
+    `failures[index]` (the reason) and are left out of the stream.
 
     Args:
         paths: file paths.
@@ -81,62 +146,40 @@ def make_dataset(paths, size, channels, batch_size, originals, failures, threads
         channels: 1 or 3.
         batch_size: images per batch.
         originals, failures: dicts filled by the decoding threads.
-        threads: parallel decodes (None: AUTOTUNE).
+        threads: parallel decodes (None: one per core, at most 4).
         prepare: `prepare(image, size) -> (height, width, 3)` uint8; `resize_image` (a
             plain resize) when None.
     """
     import cv2
-    import tensorflow as tf
 
     from kerascv_suite.data import decode_image
 
     height, width = size
     prepare = prepare or resize_image
-    lock = threading.Lock()
+    empty = np.zeros((0, height, width, channels), np.uint8), np.zeros(0, np.int64)
 
     def load(index):
-        index = int(index)
         try:
             image = decode_image(paths[index], channels=3)
             resized = prepare(image, size)
             if channels == 1:
                 resized = cv2.cvtColor(resized, cv2.COLOR_RGB2GRAY)[..., None]
-            with lock:
-                originals[index] = image
-            return resized.reshape(height, width, channels), np.int64(index), True
+            originals[index] = image  # one key per thread: dict assignment is atomic
+            return resized.reshape(1, height, width, channels), np.asarray([index], np.int64)
         except Exception as error:  # noqa: BLE001 - one bad file must not stop the folder
-            with lock:
-                failures[index] = getattr(error, "reason", None) or \
-                    f"{type(error).__name__}: {error}"
-            return np.zeros((height, width, channels), np.uint8), np.int64(index), False
+            failures[index] = getattr(error, "reason", None) or \
+                f"{type(error).__name__}: {error}"
+            return empty
 
-    def tf_load(index):
-        image, index, ok = tf.numpy_function(load, [index], (tf.uint8, tf.int64, tf.bool),
-                                             stateful=False)
-        image.set_shape((height, width, channels))
-        index.set_shape(())
-        ok.set_shape(())
-        return image, index, ok
-
-    ds = tf.data.Dataset.range(len(paths))
-    ds = ds.map(tf_load, num_parallel_calls=threads or tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.filter(_decoded).map(_without_flag)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def _decoded(image, index, ok):
-    return ok
-
-
-def _without_flag(image, index, ok):
-    return image, index
+    return BatchStream(len(paths), load, batch_size, threads)
 
 
 def predict_and_write(ds, batch_size, predict, write, write_threads=2):
     """Runs `predict` on every batch of `ds` and `write` on every result in writer threads.
 
     Args:
-        ds: a `make_dataset` stream.
+        ds: a `BatchStream` (`make_dataset`), or any iterable of `(inputs, indices)`
+            numpy batches.
         batch_size: its batch size; the last, smaller batch is zero-padded to it, so the
             model sees one input shape (no re-trace).
         predict: `predict(images) -> per-image results` (anything indexable by image).
@@ -157,7 +200,7 @@ def predict_and_write(ds, batch_size, predict, write, write_threads=2):
             slots.release()
 
     with ThreadPoolExecutor(write_threads, thread_name_prefix="kcv-write") as pool:
-        for images, indices in ds.as_numpy_iterator():
+        for images, indices in ds:
             count = len(images)
             if count < batch_size:
                 pad = np.zeros((batch_size - count, *images.shape[1:]), images.dtype)

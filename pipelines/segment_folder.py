@@ -1,9 +1,9 @@
 """Segment every image of a folder: palette masks, overlays and class pixel fractions.
 
-The input streams through `tf.data`: files are decoded in parallel (`decode_image` inside
-`tf.numpy_function`), turned into model inputs, batched and prefetched while the model
-predicts; background writer threads (`folder_io.predict_and_write`) map the predictions
-back and write the outputs, so disk writes overlap the next batch's compute.
+Files are decoded in parallel threads (`folder_io.BatchStream`), turned into model inputs
+and batched ahead of the model; background writer threads (`folder_io.predict_and_write`)
+map the predictions back and write the outputs, so disk writes overlap the next batch's
+compute.
 
 Two ways to fit an image of any size to the model's input (`mode`):
     resize  the whole image is resized to the input (what models trained on whole, resized
@@ -56,9 +56,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kerascv_suite.pipelines.folder_io import (atomic_write, list_files, output_names,
-                                               predict_and_write, resize_image, skip_report,
-                                               write_skipped)
+from kerascv_suite.pipelines.folder_io import (BatchStream, atomic_write, list_files,
+                                               output_names, predict_and_write, resize_image,
+                                               skip_report, write_skipped)
 
 MODES = ("resize", "tile", "auto")
 # A model input's id in the stream: image index * _MAX_TILES + tile number.
@@ -80,7 +80,7 @@ class SegmentConfig:
         image_size: input side when the model's input size is not fixed.
         mode: "resize", "tile" or "auto" (see the module docstring).
         tile_overlap: fraction of a tile's side shared with its neighbour, in `[0, 1)`.
-        decode_threads: parallel decodes (None: tf.data's AUTOTUNE).
+        decode_threads: parallel decodes (None: one per core, at most 4).
         write_threads: background writer threads.
     """
 
@@ -179,6 +179,19 @@ def write_palette_png(path, mask):
     image = Image.fromarray(np.asarray(mask, np.uint8))  # 2-D uint8: mode "L"
     image.putpalette(palette_array().tobytes())  # "L" becomes "P" with the same indices
     image.save(path, format="PNG", compress_level=3)
+
+
+def write_jpeg(path, image, quality=95):
+    """A uint8 RGB image as a JPEG (`kerascv_suite.data.write_image`'s quality 95),
+    encoded by OpenCV: about half the CPU of Pillow's encoder here, CPU the writer threads
+    share with the model."""
+    import cv2
+
+    bgr = cv2.cvtColor(np.ascontiguousarray(image, np.uint8), cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise OSError(f"OpenCV could not encode {path} as JPEG")
+    Path(path).write_bytes(data)
 
 
 # === Tiles ===
@@ -315,7 +328,7 @@ def model_input_size(model, image_size=None):
 
 def make_tile_dataset(paths, size, channels, batch_size, images, failures, mode="resize",
                       overlap=0.25, threads=None):
-    """A `tf.data` pipeline of `(inputs (batch, h, w, channels) uint8, ids (batch,))`.
+    """A `folder_io.BatchStream` of `(inputs (batch, h, w, channels) uint8, ids (batch,))`.
 
     Each file becomes one model input (resized) or several (tiles); an input's id is
     `image index * _MAX_TILES + tile number`, and inputs of several images share batches.
@@ -323,15 +336,13 @@ def make_tile_dataset(paths, size, channels, batch_size, images, failures, mode=
     `failures[index]` (the reason) and add no input.
     """
     import cv2
-    import tensorflow as tf
 
     from kerascv_suite.data import decode_image
 
     height, width = size
-    lock = threading.Lock()
+    empty = np.zeros((0, height, width, channels), np.uint8), np.zeros(0, np.int64)
 
     def load(index):
-        index = int(index)
         try:
             image = decode_image(paths[index], channels=3)
             source = image if channels == 3 else \
@@ -342,38 +353,35 @@ def make_tile_dataset(paths, size, channels, batch_size, images, failures, mode=
                 inputs, layout = resize_image(source, size)[None], None
             if len(inputs) >= _MAX_TILES:
                 raise ValueError(f"{len(inputs)} tiles; at most {_MAX_TILES - 1}")
-            with lock:
-                images[index] = _Image(image, layout)
+            images[index] = _Image(image, layout)  # one key per thread: atomic
             ids = index * _MAX_TILES + np.arange(len(inputs), dtype=np.int64)
             return inputs.reshape(-1, height, width, channels), ids
         except Exception as error:  # noqa: BLE001 - one bad file must not stop the folder
-            with lock:
-                failures[index] = getattr(error, "reason", None) or \
-                    f"{type(error).__name__}: {error}"
-            return np.zeros((0, height, width, channels), np.uint8), np.zeros(0, np.int64)
+            failures[index] = getattr(error, "reason", None) or \
+                f"{type(error).__name__}: {error}"
+            return empty
 
-    def tf_load(index):
-        inputs, ids = tf.numpy_function(load, [index], (tf.uint8, tf.int64), stateful=False)
-        inputs.set_shape((None, height, width, channels))
-        ids.set_shape((None,))
-        return inputs, ids
+    return BatchStream(len(paths), load, batch_size, threads)
 
-    ds = tf.data.Dataset.range(len(paths))
-    ds = ds.map(tf_load, num_parallel_calls=threads or tf.data.AUTOTUNE, deterministic=True)
-    return ds.unbatch().batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+def class_counts(mask, num_classes):
+    """Pixels of each class id `0..num_classes - 1` in a uint8 class map. One comparison
+    per class when there are few: `np.bincount` first widens the map to 64-bit ints, which
+    costs several times more for the handful of classes of a typical model."""
+    if num_classes <= 16:
+        return [int(np.count_nonzero(mask == c)) for c in range(num_classes)]
+    return np.bincount(mask.ravel(), minlength=num_classes)[:num_classes].tolist()
 
 
 def write_outputs(paths, original, mask, alpha, names):
     """Writes the `(height, width)` class map as mask, overlay and fractions; returns the
     fractions record."""
-    from kerascv_suite.data import write_image
-
     height, width = original.shape[:2]
     num_classes = len(names)
-    counts = np.bincount(mask.ravel(), minlength=num_classes)[:num_classes]
+    counts = class_counts(mask, num_classes)
     fractions = {names[c]: float(counts[c]) / mask.size for c in range(num_classes)}
     atomic_write(paths["mask"], lambda tmp: write_palette_png(tmp, mask))
-    atomic_write(paths["overlay"], lambda tmp: write_image(tmp, overlay(original, mask, alpha)))
+    atomic_write(paths["overlay"], lambda tmp: write_jpeg(tmp, overlay(original, mask, alpha)))
     record = {"height": height, "width": width, "fractions": fractions}
     atomic_write(paths["fractions"],
                  lambda tmp: tmp.write_text(json.dumps(record, indent=1), encoding="utf-8"))
