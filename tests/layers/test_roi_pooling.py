@@ -61,3 +61,45 @@ def test_hand_case():
     features = np.arange(16, dtype="float32").reshape(1, 4, 4, 1)
     out = RoIPooling(2, 1.0)([features, np.array([[[0, 0, 3, 3]]], "float32")])
     np.testing.assert_array_equal(ops.convert_to_numpy(out)[0, 0, :, :, 0], [[5, 7], [13, 15]])
+
+
+def _gradient(fn, x):
+    """d sum(fn(x)) / dx on the current backend."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.Variable(x)
+        with tf.GradientTape() as tape:
+            y = tf.reduce_sum(fn(x))
+        return tape.gradient(y, x).numpy()
+    if backend == "jax":
+        import jax
+
+        return np.asarray(jax.jit(jax.grad(lambda v: fn(v).sum()))(x))
+    import torch
+
+    x = torch.tensor(x, requires_grad=True)
+    fn(x).sum().backward()
+    return x.grad.numpy()
+
+
+def test_gradient_reaches_exactly_each_bins_maximum():
+    # Fast R-CNN sec. 2.3: d L / d x_i = sum over the bins whose argmax is cell i of the
+    # bin's upstream gradient. Random upstream weights per bin; distinct features (no ties).
+    rng = np.random.default_rng(3)
+    features = (1 + rng.permutation(2 * 9 * 11 * 3)).reshape(2, 9, 11, 3).astype("float32")
+    xy = rng.uniform(-20, 150, (2, 5, 2))
+    rois = np.concatenate([xy, xy + rng.uniform(1, 120, (2, 5, 2))], -1).astype("float32")
+    upstream = rng.uniform(0.5, 2.0, (2, 5, 3, 3, 3)).astype("float32")
+    layer = RoIPooling(3, 1 / 16)
+    grad = _gradient(lambda f: ops.multiply(layer([f, ops.convert_to_tensor(rois)]),
+                                            ops.convert_to_tensor(upstream)), features)
+    expected = np.zeros_like(features)
+    pooled = numpy_roi_pool(features, rois, 3, 1 / 16)
+    for b, r, i, j, c in zip(*np.nonzero(pooled)):
+        h, w = np.argwhere(features[b, :, :, c] == pooled[b, r, i, j, c])[0]
+        expected[b, h, w, c] += upstream[b, r, i, j, c]
+    np.testing.assert_allclose(grad, expected, rtol=1e-6)
