@@ -27,12 +27,8 @@ def _train_segmenter(config_path, resume, **options):
     from kerascv_suite.pipelines import train_segmenter as pipeline
 
     result = train_cmd.run_training(pipeline, config_path, resume, options, _FIXED_ON_RESUME)
-    miou = result.test_metrics.get("test_miou", float("nan"))
-    accuracy = result.test_metrics.get("test_pixel_accuracy", float("nan"))
-    click.echo(f"Done in {result.seconds:.0f} s: {result.epochs_trained} epochs, test mIoU "
-               f"{miou:.4f}, pixel accuracy {accuracy:.4f}.")
-    click.echo(f"Run folder: {result.run_dir}; MLflow run {result.mlflow_run_id}; "
-               f"model {result.model_uri}")
+    train_cmd.echo_result(result, {"test_miou": "test mIoU",
+                                   "test_pixel_accuracy": "pixel accuracy"})
 
 
 train_segmenter_command = click.Command(

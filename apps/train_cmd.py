@@ -71,13 +71,26 @@ def train_command(config_path, resume, **options):
     """
     from kerascv_suite.pipelines import train_classifier as pipeline
 
-    result = run_training(pipeline, config_path, resume, options)
+    echo_result(run_training(pipeline, config_path, resume, options))
+
+
+def echo_result(result, labels=None):
+    """Prints a training run's closing lines: time, epochs, test metrics, where it went.
+
+    Args:
+        result: the pipeline's `TrainResult`.
+        labels: `{metric key: printed label}` to print those test metrics in that order;
+            None prints every test metric under its own key.
+    """
     if not result.chief:
         click.echo(f"Worker done in {result.seconds:.0f} s: {result.epochs_trained} epochs "
                    "(the chief worker writes the run folder and the MLflow run).")
         return
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
-    click.echo(f"Done in {result.seconds:.0f} s: {result.epochs_trained} epochs, {metrics}.")
+    metrics = result.test_metrics
+    labels = labels or {key: key for key in metrics}
+    text = ", ".join(f"{label} {metrics.get(key, float('nan')):.4f}"
+                     for key, label in labels.items())
+    click.echo(f"Done in {result.seconds:.0f} s: {result.epochs_trained} epochs, {text}.")
     click.echo(f"Run folder: {os.fspath(result.run_dir)}; MLflow run {result.mlflow_run_id}; "
                f"model {result.model_uri}")
 

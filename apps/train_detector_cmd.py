@@ -27,13 +27,8 @@ def _train_detector(config_path, resume, **options):
     from kerascv_suite.pipelines import train_detector as pipeline
 
     result = train_cmd.run_training(pipeline, config_path, resume, options, _FIXED_ON_RESUME)
-    metrics = result.test_metrics
-    click.echo(f"Done in {result.seconds:.0f} s: {result.epochs_trained} epochs, test AP "
-               f"{metrics.get('test_ap', float('nan')):.4f}, AP50 "
-               f"{metrics.get('test_ap50', float('nan')):.4f}, VOC07 mAP "
-               f"{metrics.get('test_voc07_map', float('nan')):.4f}.")
-    click.echo(f"Run folder: {result.run_dir}; MLflow run {result.mlflow_run_id}; "
-               f"model {result.model_uri}")
+    train_cmd.echo_result(result, {"test_ap": "test AP", "test_ap50": "AP50",
+                                   "test_voc07_map": "VOC07 mAP"})
 
 
 _UNIT = click.FloatRange(min=0, max=1)

@@ -24,13 +24,8 @@ def _train_keypoints(config_path, resume, **options):
     from kerascv_suite.pipelines import train_keypoints as pipeline
 
     result = train_cmd.run_training(pipeline, config_path, resume, options, _FIXED_ON_RESUME)
-    metrics = result.test_metrics
-    click.echo(f"Done in {result.seconds:.0f} s: {result.epochs_trained} epochs, test "
-               f"PCK@0.1 {metrics.get('test_pck', float('nan')):.4f}, PCK@0.05 "
-               f"{metrics.get('test_pck_0.05', float('nan')):.4f}, PCK@0.2 "
-               f"{metrics.get('test_pck_0.2', float('nan')):.4f}.")
-    click.echo(f"Run folder: {result.run_dir}; MLflow run {result.mlflow_run_id}; "
-               f"model {result.model_uri}")
+    train_cmd.echo_result(result, {"test_pck": "test PCK@0.1", "test_pck_0.05": "PCK@0.05",
+                                   "test_pck_0.2": "PCK@0.2"})
 
 
 train_keypoints_command = click.Command(
