@@ -32,3 +32,19 @@ def test_small_inputs_switch_fc6_to_same_padding():
     assert model.get_layer("fc6").output.shape[1:3] == (1, 1)
     probabilities = keras.ops.convert_to_numpy(model(np.zeros((1, 32, 32, 3), "float32")))
     np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.backend
+def test_fewer_blocks_keep_a_larger_bottleneck():
+    # The CPU recipe's variant: 3 blocks on 56x56 leave a 7x7 block3_pool (56 / 2**3), so
+    # fc6 (7x7, "valid") gives 1x1 as in the paper and deconv6 maps it back to 7x7 with
+    # block 3's channels (256 * 0.0625 = 16), which unpool3 expects.
+    model = models.build("deconvnet", input_shape=(56, 56, 3), num_classes=4, width=0.0625,
+                         blocks=3)  # fmt: skip
+    assert model.get_layer("fc6").output.shape[1:3] == (1, 1)
+    assert model.get_layer("deconv6").output.shape[1:] == (7, 7, 16)
+    unpools = [layer.name for layer in model.layers if isinstance(layer, MaxUnpooling)]
+    assert unpools == ["unpool3", "unpool2", "unpool1"]
+    probabilities = keras.ops.convert_to_numpy(model(np.zeros((1, 56, 56, 3), "float32")))
+    assert probabilities.shape == (1, 56, 56, 4)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)

@@ -40,3 +40,20 @@ def test_unpooling_uses_the_encoder_switches():
     where = (upsampled != 0).reshape(1, 16, 2, 16, 2, -1).transpose(0, 1, 3, 5, 2, 4).reshape(1, 16, 16, -1, 4)
     hit = where.any(-1)
     assert np.array_equal(where.argmax(-1)[hit], windows.argmax(-1)[hit])
+
+
+@pytest.mark.backend
+def test_fewer_blocks_keep_a_larger_bottleneck():
+    # The CPU recipe's variant: 3 encoder blocks leave 32 / 2**3 = 4x4 (8x8 on the recipe's
+    # 64x64) instead of 1x1 after the paper's 5, and the decoder mirrors only those 3.
+    model = models.build("segnet", input_shape=(32, 32, 3), num_classes=4, width=0.0625,
+                         blocks=3)  # fmt: skip
+    assert model.get_layer("block3_pool").output[0].shape[1:3] == (4, 4)
+    names = {layer.name for layer in model.layers}
+    assert "block4_conv1" not in names and "upsample4" not in names
+    assert model.get_layer("upsample3").output.shape[1:3] == (8, 8)
+    probabilities = keras.ops.convert_to_numpy(model(np.zeros((1, 32, 32, 3), "float32")))
+    assert probabilities.shape == (1, 32, 32, 4)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="blocks"):
+        models.build("segnet", input_shape=(32, 32, 3), blocks=6)

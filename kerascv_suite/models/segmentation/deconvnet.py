@@ -7,6 +7,7 @@ from kerascv_suite.models.common import check_head_args, finish_model, global_po
 from kerascv_suite.models.registry import register_model
 from kerascv_suite.models.segmentation.common import segmentation_head, static_size
 from kerascv_suite.models.segmentation.vgg_encoder import (
+    VGG16_BLOCKS,
     conv_bn_relu,
     load_vgg16_backbone,
     scaled,
@@ -31,6 +32,7 @@ def deconvnet(
     preprocessing="caffe",
     width=1.0,
     fc_padding=None,
+    blocks=5,
     backbone_weights=None,
     name="deconvnet",
 ):
@@ -55,8 +57,13 @@ def deconvnet(
         preprocessing: `ImagePreprocessing` mode; `"caffe"` is VGG16's.
         width: filter multiplier of every layer but the classifier (1.0: the paper).
         fc_padding: `"valid"` (the paper: on 224x224 fc6 maps 7x7 to 1x1 and deconv6 maps it
-            back) or `"same"`; None picks "valid" when `block5_pool` is at least 7x7 (inputs
-            of 193 pixels or more) and "same" otherwise. Parameters are the same.
+            back) or `"same"`; None picks "valid" when the last pooling is at least 7x7
+            (with 5 blocks, inputs of 193 pixels or more) and "same" otherwise. Parameters
+            are the same.
+        blocks: encoder blocks, each mirrored by an unpooling block (5: the paper). The
+            CPU recipe (pipelines/recipes/deconvnet_shapes.yaml) uses 3: on 64x64 inputs
+            the last pooling is 8x8, so fc6 stays a "valid" 7x7 convolution as in the paper
+            (fewer sparse unpoolings also train much faster from scratch).
         backbone_weights: keras.applications `VGG16(include_top=False)` weights copied into
             the encoder's convolutions (see `load_vgg16_backbone`).
         name: model name.
@@ -70,16 +77,17 @@ def deconvnet(
 
     # === Encoder ===
     inputs, x = image_input(input_shape, preprocessing)
-    x, skips = vgg16_encoder(x, width, batch_norm=True, argmax=True)
+    x, skips = vgg16_encoder(x, width, batch_norm=True, argmax=True, blocks=blocks)
     if fc_padding is None:
         fc_padding = "valid" if min(x.shape[1:3]) >= 7 else "same"
     x = conv_bn_relu(x, scaled(4096, width), 7, "fc6", True, padding=fc_padding)
     x = conv_bn_relu(x, scaled(4096, width), 1, "fc7", True)
 
     # === Decoder ===
-    x = conv_bn_relu(x, scaled(512, width), 7, "deconv6", True, transpose=True,
-                     padding=fc_padding)  # fmt: skip
-    for block in (5, 4, 3, 2, 1):
+    # deconv6 restores the last block's channels, which its unpooling expects.
+    x = conv_bn_relu(x, scaled(VGG16_BLOCKS[blocks - 1][-1], width), 7, "deconv6", True,
+                     transpose=True, padding=fc_padding)  # fmt: skip
+    for block in range(blocks, 0, -1):
         skip = skips[block - 1]
         x = MaxUnpooling(2, name=f"unpool{block}")([x, skip["indices"], skip["input"]])
         for index, filters in enumerate(DECODER[block], start=1):

@@ -31,6 +31,7 @@ def segnet(
     classifier_activation="softmax",
     preprocessing="caffe",
     width=1.0,
+    blocks=5,
     backbone_weights=None,
     name="segnet",
 ):
@@ -54,6 +55,10 @@ def segnet(
         classifier_activation: per-pixel activation (`"softmax"`), None for logits.
         preprocessing: `ImagePreprocessing` mode; `"caffe"` is VGG16's.
         width: filter multiplier of every layer but the classifier (1.0: the paper).
+        blocks: encoder blocks, each mirrored by a decoder block (5: the paper). The CPU
+            recipe (pipelines/recipes/segnet_shapes.yaml) uses 3, an 8x8 bottleneck on
+            64x64 inputs: each index unpooling leaves 3 of 4 positions zero, and with 5 of
+            them a small model trained for minutes stays near "all background".
         backbone_weights: keras.applications `VGG16(include_top=False)` weights copied into
             the encoder's convolutions (the paper initializes from VGG16, section 4).
         name: model name.
@@ -67,10 +72,10 @@ def segnet(
 
     # === Encoder ===
     inputs, x = image_input(input_shape, preprocessing)
-    x, skips = vgg16_encoder(x, width, batch_norm=True, argmax=True)
+    x, skips = vgg16_encoder(x, width, batch_norm=True, argmax=True, blocks=blocks)
 
     # === Decoder ===
-    for block in (5, 4, 3, 2, 1):
+    for block in range(blocks, 0, -1):
         skip = skips[block - 1]
         x = MaxUnpooling(2, name=f"upsample{block}")([x, skip["indices"], skip["input"]])
         filters = DECODER[block]

@@ -31,7 +31,8 @@ def conv_bn_relu(x, filters, kernel, name, batch_norm, transpose=False, padding=
     return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def vgg16_encoder(x, width=1.0, batch_norm=False, argmax=False, pool_padding="same"):
+def vgg16_encoder(x, width=1.0, batch_norm=False, argmax=False, pool_padding="same",
+                  blocks=5):
     """Applies VGG16's 13 convolutions and 5 poolings (`block1_conv1` ... `block5_pool`).
 
     Args:
@@ -40,13 +41,17 @@ def vgg16_encoder(x, width=1.0, batch_norm=False, argmax=False, pool_padding="sa
         batch_norm: add BatchNormalization after each convolution (SegNet, DeconvNet).
         argmax: pool with `MaxPoolingWithArgmax` and keep the indices for unpooling.
         pool_padding: `"same"` rounds pooled sizes up, so any input size works.
+        blocks: how many of VGG16's 5 blocks to apply (5: the paper). Fewer blocks keep a
+            larger bottleneck on small inputs (the reduced CPU recipes).
 
     Returns:
-        `(x, skips)`: the `block5_pool` output and a list, per block, of dicts with
+        `(x, skips)`: the last block's pooled output and a list, per block, of dicts with
         `"input"` (the pooled tensor), `"pool"` and (with `argmax`) `"indices"`.
     """
+    if not 1 <= blocks <= len(VGG16_BLOCKS):
+        raise ValueError(f"blocks must be 1 to {len(VGG16_BLOCKS)}. Received: blocks={blocks}")
     skips = []
-    for block, filters in enumerate(VGG16_BLOCKS, start=1):
+    for block, filters in enumerate(VGG16_BLOCKS[:blocks], start=1):
         for index, f in enumerate(filters, start=1):
             x = conv_bn_relu(x, scaled(f, width), 3, f"block{block}_conv{index}", batch_norm)
         skip = {"input": x}
@@ -78,9 +83,12 @@ def load_vgg16_backbone(model, backbone_weights):
     else:
         source = keras.applications.VGG16(include_top=False, weights=None)
         source.load_weights(backbone_weights)
+    present = {layer.name for layer in model.layers}
     for block, filters in enumerate(VGG16_BLOCKS, start=1):
         for index in range(1, len(filters) + 1):
             name = f"block{block}_conv{index}"
+            if name not in present:  # a model built with fewer `blocks`
+                continue
             weights = source.get_layer(name).get_weights()
             target = model.get_layer(name)
             if [w.shape for w in target.get_weights()] != [w.shape for w in weights]:
