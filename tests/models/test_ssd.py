@@ -83,7 +83,43 @@ def test_vgg16_weights_load_into_the_ssd_base(tmp_path):
             np.testing.assert_array_equal(a, b)
 
 
+# TensorFlow only: the variant adds core layers (BatchNormalization) and drops blocks, which
+# test_ssd_trains_with_multibox_loss_and_detects covers on every backend; eager jax takes
+# minutes over the ~80 layers and the loss on the 2-core CI machine.
+def test_ssd_cpu_variant_batch_norm_and_fewer_extra_blocks():
+    # 160 px: conv4_3 160/8 = 20, fc7 10, conv8_2 5, conv9_2 3, conv10_2 (valid 3x3) 1;
+    # default boxes 20*20*4 + 10*10*6 + 5*5*6 + 3*3*6 + 1*4 = 2,408 (ratios of SSD300's
+    # first five maps, paper Fig. 2).
+    model = models.build("ssd300", input_shape=(160, 160, 3), num_classes=3, width=1 / 16,
+                         batch_norm=True, extra_blocks=3)
+    assert model.output.shape == (None, 2408, 4 + 4)
+    assert "conv11_2" not in [layer.name for layer in model.layers]
+    assert model.get_layer("block1_conv1").use_bias is False
+    assert isinstance(model.get_layer("conv10_2_bn"), keras.layers.BatchNormalization)
+    kind, info = detection.detector_kind(model)
+    config = info["default_boxes"]
+    assert config["feature_map_sizes"] == (20, 10, 5, 3, 1)
+    # The paper's step scaled to the same grid span: 8 * (160 / 300) * (38 / 20) = 8.1067;
+    # the last map's 300 * (160 / 300) * (1 / 1) = 160 (one cell, the whole image).
+    np.testing.assert_allclose(config["steps"][0], 8 * 160 / 300 * 38 / 20)
+    np.testing.assert_allclose(config["steps"][-1], 160.0)
+    np.testing.assert_allclose(config["min_sizes"], [30 * 160 / 300, 60 * 160 / 300,
+                                                     111 * 160 / 300, 162 * 160 / 300,
+                                                     213 * 160 / 300])
+    assert ssd_default_boxes(**config).shape[0] == 2408
+    # Eager forward and loss (no compiled training step: kept cheap on every backend).
+    images = np.random.default_rng(0).uniform(0, 255, (2, 160, 160, 3)).astype("float32")
+    pred = model(images)
+    assert tuple(pred.shape) == (2, 2408, 8)
+    loss = detection.make_loss(model)(synthetic_targets(2, 160, 3), pred)
+    assert np.isfinite(float(keras.ops.convert_to_numpy(loss)))
+
+
 def test_ssd_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="extra_blocks must lie in"):
+        models.build("ssd300", extra_blocks=5)
+    with pytest.raises(ValueError, match="fewer extra_blocks"):
+        models.build("ssd300", input_shape=(160, 160, 3), width=1 / 16)
     with pytest.raises(ValueError, match="square"):
         models.build("ssd300", input_shape=(300, 320, 3))
     with pytest.raises(ValueError, match="config must be one of"):

@@ -35,7 +35,8 @@ def detector_kind(model):
                                "image_size": (height, width)}
     heads = [layer for layer in model.layers if layer.name.endswith(_LOC_SUFFIX)]
     if heads:
-        config = "ssd300" if len(heads) == 6 else "ssd512"
+        # SSD512 predicts from 7 maps; SSD300 from 6, or fewer with `extra_blocks`.
+        config = "ssd300" if len(heads) <= 6 else "ssd512"
         sizes = [layer.output.shape[1] for layer in heads]
         num_classes = model.outputs[0].shape[-1] - 5
         return "ssd", {"default_boxes": ssd_default_box_config(config, height, sizes),

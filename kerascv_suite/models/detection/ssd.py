@@ -36,18 +36,24 @@ def ssd_default_box_config(config, image_size, feature_map_sizes):
     """`ssd_default_boxes` arguments of an SSD of any (square) input size.
 
     At the paper's size (300 or 512) this is `bounding_box.SSD300` / `SSD512` exactly; at
-    other sizes, box sizes and steps scale with the image, so boxes keep the same share of
-    the image, and the feature-map sizes are those of the built network.
+    other sizes, box sizes scale with the image, so boxes keep the same share of the image;
+    the feature-map sizes are those of the built network, and each map's step is the
+    paper's scaled so that its grid spans the same share of the image as the paper's grid
+    (e.g. 38 x 8 = 304 px of 300): a 20-cell conv4_3 map of a 160 input gets a step of
+    8 * (160 / 300) * (38 / 20) = 8.1 px, not 4.3 (which would leave its boxes on the
+    image's top-left half).
     """
     base = CONFIGS[config]["default_boxes"]
     ratio = float(image_size) / base["image_size"]
+    n = len(feature_map_sizes)  # fewer than the paper's maps with `extra_blocks`
     return {
         "image_size": int(image_size),
         "feature_map_sizes": tuple(int(s) for s in feature_map_sizes),
-        "steps": tuple(s * ratio for s in base["steps"]),
-        "min_sizes": tuple(s * ratio for s in base["min_sizes"]),
-        "max_sizes": tuple(s * ratio for s in base["max_sizes"]),
-        "aspect_ratios": base["aspect_ratios"],
+        "steps": tuple(s * ratio * paper / size for s, paper, size in zip(
+            base["steps"], base["feature_map_sizes"], feature_map_sizes)),
+        "min_sizes": tuple(s * ratio for s in base["min_sizes"][:n]),
+        "max_sizes": tuple(s * ratio for s in base["max_sizes"][:n]),
+        "aspect_ratios": base["aspect_ratios"][:n],
     }
 
 
@@ -58,6 +64,8 @@ def ssd(
     preprocessing="caffe",
     config="ssd300",
     width=1.0,
+    batch_norm=False,
+    extra_blocks=None,
     name=None,
 ):
     """Builds the SSD training model (raw multibox outputs).
@@ -79,6 +87,15 @@ def ssd(
         preprocessing: `ImagePreprocessing` mode (`"caffe"`, that of the VGG16 weights).
         config: `"ssd300"` or `"ssd512"`.
         width: multiplier of every filter count (1 in the paper; small for CPU training).
+        batch_norm: batch normalization (Ioffe & Szegedy 2015) between every base and extra
+            convolution and its ReLU (`<conv>_bn`, convolutions then without bias). Not in
+            the paper, whose base starts from ImageNet VGG16 weights; it lets a narrow SSD
+            train from scratch (DSOD, Shen et al. 2017, makes the same point).
+        extra_blocks: how many of the extra blocks (conv8 ..) to build and predict from;
+            None builds all (4 on SSD300). Fewer blocks drop the coarsest maps, so a
+            smaller input (e.g. 160 with 3 blocks: maps 20, 10, 5, 3, 1) still builds; the
+            remaining maps keep the paper's default-box settings (`ssd_default_box_config`
+            reads the map count back). SSD300 only.
         name: model name.
 
     Returns:
@@ -96,6 +113,22 @@ def ssd(
     filters = lambda n: max(1, round(n * width))
     spec = CONFIGS[config]
     ratios = spec["default_boxes"]["aspect_ratios"]
+    extras = spec["extras"]
+    if extra_blocks is not None:
+        if config != "ssd300" or not 1 <= extra_blocks <= len(extras):
+            raise ValueError(f"extra_blocks must lie in 1..{len(CONFIGS['ssd300']['extras'])} "
+                             f"on ssd300. Received: extra_blocks={extra_blocks!r}, "
+                             f"config={config!r}")
+        extras = extras[:extra_blocks]
+
+    def conv(x, n, kernel, name, **kwargs):
+        if not batch_norm:
+            return keras.layers.Conv2D(n, kernel, activation="relu", name=name, **kwargs)(x)
+        x = keras.layers.Conv2D(n, kernel, use_bias=False, name=name, **kwargs)(x)
+        # momentum 0.9 (PyTorch's 0.1): moving statistics that settle within a short
+        # CPU run, so validation in inference mode sees what training sees.
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+        return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
     # === VGG16 base ===
     inputs, x = image_input(input_shape, preprocessing)
@@ -103,27 +136,27 @@ def ssd(
     for block, entries in enumerate(VGG_CONFIGS["D"], start=1):
         for index, entry in enumerate(entries, start=1):
             n, kernel = _parse_conv(entry)
-            x = keras.layers.Conv2D(filters(n), kernel, activation="relu", padding="same",
-                                    name=f"block{block}_conv{index}")(x)
+            x = conv(x, filters(n), kernel, f"block{block}_conv{index}", padding="same")
         if block == 4:
             sources.append(L2Normalization(20.0, name="conv4_3_norm")(x))
         if block < 5:
             x = keras.layers.MaxPooling2D(2, strides=2, padding="same",
                                           name=f"block{block}_pool")(x)
     x = keras.layers.MaxPooling2D(3, strides=1, padding="same", name="block5_pool")(x)
-    x = keras.layers.Conv2D(filters(1024), 3, dilation_rate=6, padding="same",
-                            activation="relu", name="fc6")(x)
-    x = keras.layers.Conv2D(filters(1024), 1, activation="relu", name="fc7")(x)
+    x = conv(x, filters(1024), 3, "fc6", dilation_rate=6, padding="same")
+    x = conv(x, filters(1024), 1, "fc7")
     sources.append(x)
 
     # === Extra feature layers ===
-    for index, (reduce, out, kernel, stride, pad) in enumerate(spec["extras"], start=8):
-        x = keras.layers.Conv2D(filters(reduce), 1, activation="relu",
-                                name=f"conv{index}_1")(x)
+    for index, (reduce, out, kernel, stride, pad) in enumerate(extras, start=8):
+        x = conv(x, filters(reduce), 1, f"conv{index}_1")
         if pad:
             x = keras.layers.ZeroPadding2D(pad, name=f"conv{index}_2_pad")(x)
-        x = keras.layers.Conv2D(filters(out), kernel, strides=stride, activation="relu",
-                                name=f"conv{index}_2")(x)
+        if x.shape[1] < kernel:
+            raise ValueError(f"input_shape {input_shape} leaves a {x.shape[1]}x{x.shape[2]} "
+                             f"map before conv{index}_2 ({kernel}x{kernel}); use a larger "
+                             f"input or fewer extra_blocks. Received: input_shape={input_shape}")
+        x = conv(x, filters(out), kernel, f"conv{index}_2", strides=stride)
         sources.append(x)
 
     # === Multibox heads ===
@@ -145,8 +178,9 @@ def ssd(
 
 
 def _source_name(tensor):
-    # The producing layer's name: conv4_3_norm, fc7, conv8_2, ...
-    return tensor._keras_history[0].name
+    # The producing layer's name: conv4_3_norm, fc7, conv8_2, ... (without batch_norm's
+    # "_relu" suffix).
+    return tensor._keras_history[0].name.removesuffix("_relu")
 
 
 def load_vgg16_backbone(model, weights):
