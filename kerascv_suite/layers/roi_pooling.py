@@ -57,7 +57,7 @@ def _range_max(table, group, lo, hi, size):
         span = ops.where(fits, 2 ** k, span)
     lo = ops.clip(lo, 0, size - 1)
     last = ops.clip(lo + length - span, 0, size - 1)
-    flat = ops.reshape(table, (-1, *table.shape[3:]))
+    flat = ops.reshape(table, (-1, *ops.shape(table)[3:]))
     base = (group * levels + level) * size
     first = ops.take(flat, base + lo, axis=0)
     second = ops.take(flat, base + last, axis=0)
@@ -103,6 +103,7 @@ class RoIPooling(keras.layers.Layer):
         cells = ops.cast(_c_round(ops.cast(rois, "float32") * self.spatial_scale), "int32")
         ph, pw = self.pool_size
         batch, num_rois = ops.shape(rois)[0], ops.shape(rois)[1]
+        channels = ops.shape(features)[-1]
         lo_h, hi_h = _bin_edges(cells[..., 1], cells[..., 3], ph, height)  # (b, r, ph)
         lo_w, hi_w = _bin_edges(cells[..., 0], cells[..., 2], pw, width)  # (b, r, pw)
         # Separable range maxima read from sparse tables (log2 levels of the map), so the
@@ -114,12 +115,12 @@ class RoIPooling(keras.layers.Layer):
         columns = _range_max(columns_table, ops.reshape(images, (batch, -1)),
                              ops.reshape(lo_w, (batch, -1)), ops.reshape(hi_w, (batch, -1)),
                              width)  # (b, r * pw, H, C)
-        columns = ops.reshape(columns, (batch * num_rois, pw, height, -1))
+        columns = ops.reshape(columns, (batch * num_rois, pw, height, channels))
         rows_table = _range_max_table(ops.transpose(columns, (0, 2, 1, 3)), height)
         regions = ops.reshape(ops.arange(batch * num_rois, dtype="int32"), (-1, 1))
         pooled = _range_max(rows_table, ops.broadcast_to(regions, (batch * num_rois, ph)),
                             ops.reshape(lo_h, (-1, ph)), ops.reshape(hi_h, (-1, ph)), height)
-        pooled = ops.reshape(pooled, (batch, num_rois, ph, pw, -1))  # (b, r, ph, pw, C)
+        pooled = ops.reshape(pooled, (batch, num_rois, ph, pw, channels))
         empty = ops.logical_or((hi_h <= lo_h)[:, :, :, None], (hi_w <= lo_w)[:, :, None, :])
         return ops.where(empty[..., None], ops.zeros_like(pooled), pooled)
 
