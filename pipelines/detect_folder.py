@@ -63,7 +63,7 @@ class DetectConfig:
         resize: `"stretch"` (plain resize, the training pipeline's eval transform) or
             `"letterbox"` (aspect ratio kept, grey padding).
         max_proposals: selective-search proposals per image (Fast R-CNN, R-CNN).
-        decode_threads: parallel decodes (None: tf.data's AUTOTUNE).
+        decode_threads: parallel decodes (None: one per core, at most 4).
         write_threads: background writer threads.
     """
 

@@ -2,8 +2,8 @@
 
 * `list_files` / `output_names`: every file of a folder, and a collision-free output name
   per file;
-* `make_dataset` (a `BatchStream`): batches of images decoded and resized in parallel
-  threads, where unreadable files are recorded and left out instead of stopping the run;
+* `make_dataset` (a `BatchStream`): a `tf.data` stream of images decoded and resized in
+  parallel, where unreadable files are recorded and left out instead of stopping the run;
 * `predict_and_write`: batched predictions handed to background writer threads (disk writes
   overlap the next batch's compute), with a bounded queue;
 * `atomic_write`, `skip_report`.
@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import collections
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -74,62 +73,57 @@ def decode_threads(threads=None):
 
 
 class BatchStream:
-    """Batches of model inputs decoded in parallel threads, in file order.
+    """A `tf.data` stream of model-input batches, decoded in parallel, in file order.
 
-    `load(index)` turns file `index` into `(inputs (n, ...), ids (n,))` (`n` may be 0, for
-    a file it could not read, or several, for tiles); the inputs of consecutive files are
-    concatenated and cut into batches of `batch_size` (the last may be smaller). At most
-    `lookahead` files are decoded ahead of the batch being consumed, so memory stays bounded.
+    `load(index)` turns file `index` into `(inputs (n, *sample_shape), ids (n,))` (`n` may
+    be 0, for a file it could not read, or several, for tiles). The pipeline: groups of
+    consecutive files -> `map(load)` in `threads` parallel calls (deterministic order) ->
+    `unbatch` -> `batch(batch_size)` (the last batch may be smaller) -> `prefetch`. One
+    `tf.numpy_function` call loads a whole group, so the Python hand-off is paid per group,
+    not per image (per image it cost about as much CPU again as the decode itself); Pillow
+    and OpenCV release the GIL while they decode and resize, so the calls run in parallel.
+    About `lookahead` files are decoded ahead of the batch being consumed, so memory stays
+    bounded, and a consumer that stops early (a writer failed) cancels the rest.
 
-    Plain threads rather than `tf.data`: Pillow and OpenCV release the GIL while they decode
-    and resize, and a `tf.data` map through `tf.numpy_function` cost about as much CPU again
-    as the decode itself (CPU the model's predict shares; see benchmarks/segment_folder.py).
-    It also keeps TensorFlow out of the jax and torch backends.
-
-    Iterating yields `(inputs (batch, ...), ids (batch,) int64)` numpy arrays; each
-    iteration decodes the files anew.
+    Iterating yields `(inputs (batch, *sample_shape), ids (batch,) int64)` numpy arrays;
+    each iteration decodes the files anew.
     """
 
-    def __init__(self, count, load, batch_size, threads=None, lookahead=None):
+    def __init__(self, count, load, batch_size, sample_shape, dtype="uint8", threads=None,
+                 lookahead=None):
         self.count = int(count)
         self.load = load
         self.batch_size = int(batch_size)
+        self.sample_shape = tuple(sample_shape)
+        self.dtype = np.dtype(dtype)
         self.threads = decode_threads(threads)
-        self.lookahead = lookahead or 2 * self.batch_size + self.threads
+        lookahead = lookahead or 2 * self.batch_size + self.threads
+        # Up to 2 * threads groups are in flight or buffered by the parallel map.
+        self.group = max(1, lookahead // (2 * self.threads))
+
+    def _load_group(self, start):
+        start = int(start)
+        parts = [self.load(i) for i in range(start, min(start + self.group, self.count))]
+        inputs = np.concatenate([np.asarray(p[0], self.dtype).reshape(-1, *self.sample_shape)
+                                 for p in parts])
+        return inputs, np.concatenate([np.asarray(p[1], np.int64) for p in parts])
+
+    def dataset(self):
+        """The `tf.data.Dataset` of `(inputs, ids)` batches."""
+        import tensorflow as tf
+
+        def load(start):
+            inputs, ids = tf.numpy_function(self._load_group, [start],
+                                            (tf.as_dtype(self.dtype), tf.int64))
+            return (tf.ensure_shape(inputs, (None, *self.sample_shape)),
+                    tf.ensure_shape(ids, (None,)))
+
+        ds = tf.data.Dataset.range(0, self.count, self.group)
+        ds = ds.map(load, num_parallel_calls=self.threads, deterministic=True)
+        return ds.unbatch().batch(self.batch_size).prefetch(1)
 
     def __iter__(self):
-        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="kcv-decode")
-        pending = collections.deque()
-        submitted = 0
-        inputs, ids, held = [], [], 0
-        try:
-            while pending or submitted < self.count:
-                while submitted < self.count and len(pending) < self.lookahead:
-                    pending.append(pool.submit(self.load, submitted))
-                    submitted += 1
-                file_inputs, file_ids = pending.popleft().result()
-                if len(file_ids):
-                    inputs.append(file_inputs)
-                    ids.append(file_ids)
-                    held += len(file_ids)
-                while held >= self.batch_size:
-                    batch, inputs, ids, held = self._cut(inputs, ids, self.batch_size)
-                    yield batch
-            if held:
-                yield self._cut(inputs, ids, held)[0]
-        finally:
-            # A consumer that stops early (a writer failed) does not wait for the lookahead.
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    @staticmethod
-    def _cut(inputs, ids, size):
-        all_inputs = inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
-        all_ids = ids[0] if len(ids) == 1 else np.concatenate(ids)
-        rest = len(all_ids) - size
-        batch = (all_inputs[:size], all_ids[:size])
-        if rest:
-            return batch, [all_inputs[size:]], [all_ids[size:]], rest
-        return batch, [], [], 0
+        yield from self.dataset().as_numpy_iterator()
 
 
 def make_dataset(paths, size, channels, batch_size, originals, failures, threads=None,
@@ -171,7 +165,7 @@ def make_dataset(paths, size, channels, batch_size, originals, failures, threads
                 f"{type(error).__name__}: {error}"
             return empty
 
-    return BatchStream(len(paths), load, batch_size, threads)
+    return BatchStream(len(paths), load, batch_size, (height, width, channels), threads=threads)
 
 
 def predict_and_write(ds, batch_size, predict, write, write_threads=2):

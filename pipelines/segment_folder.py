@@ -1,7 +1,7 @@
 """Segment every image of a folder: palette masks, overlays and class pixel fractions.
 
-Files are decoded in parallel threads (`folder_io.BatchStream`), turned into model inputs
-and batched ahead of the model; background writer threads (`folder_io.predict_and_write`)
+Files stream through `tf.data` (`folder_io.BatchStream`): decoded in parallel, turned into
+model inputs and batched ahead of the model; background writer threads (`folder_io.predict_and_write`)
 map the predictions back and write the outputs, so disk writes overlap the next batch's
 compute.
 
@@ -361,7 +361,7 @@ def make_tile_dataset(paths, size, channels, batch_size, images, failures, mode=
                 f"{type(error).__name__}: {error}"
             return empty
 
-    return BatchStream(len(paths), load, batch_size, threads)
+    return BatchStream(len(paths), load, batch_size, (height, width, channels), threads=threads)
 
 
 def class_counts(mask, num_classes):
