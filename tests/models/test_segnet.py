@@ -52,8 +52,6 @@ def test_fewer_blocks_keep_a_larger_bottleneck():
     names = {layer.name for layer in model.layers}
     assert "block4_conv1" not in names and "upsample4" not in names
     assert model.get_layer("upsample3").output.shape[1:3] == (8, 8)
-    probabilities = keras.ops.convert_to_numpy(model(np.zeros((1, 32, 32, 3), "float32")))
-    assert probabilities.shape == (1, 32, 32, 4)
-    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+    assert model.output.shape == (None, 32, 32, 4)
     with pytest.raises(ValueError, match="blocks"):
         models.build("segnet", input_shape=(32, 32, 3), blocks=6)
