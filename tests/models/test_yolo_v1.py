@@ -32,7 +32,7 @@ def test_yolo_v1_trains_with_its_loss_and_detects(backbone):
                          **overrides)
     assert model.output.shape == (None, 7, 7, 2 * 5 + 3)
     loss = detection.make_loss(model)
-    assert (loss.num_classes, loss.num_boxes, loss.image_size) == (3, 2, (64, 64))
+    assert (loss.num_classes, loss.num_boxes, loss.image_size) == (3, 2, (112, 112))
     run_model_test(model, (2, 64, 64, 3), expected_output_shape=(2, 7, 7, 13), loss=loss,
                    targets=synthetic_targets(2, 64, 3))
 
@@ -110,3 +110,40 @@ def test_yolo_v1_decoder_equals_ranking_every_pair():
     assert out["num_detections"].min() > 5
     for key in ("boxes", "scores", "classes", "num_detections"):
         np.testing.assert_allclose(out[key], ops.convert_to_numpy(old[key]), atol=1e-4)
+
+
+# TensorFlow only: core layers alone (Conv2D, Flatten), and jax takes ~15 s here on the
+# 2-core CI machine; the dense-head test trains the same loss and decoder on every backend.
+def test_yolo_v1_conv_head_shares_weights_across_cells():
+    # head="conv" (a CPU variant, not the paper's): the stride-16 tiny backbone maps 112x112
+    # to 7x7 = S x S, so a 1x1 "predictions" convolution gives one cell's B*5+C outputs.
+    model = models.build("yolo_v1_tiny", input_shape=(112, 112, 3), num_classes=3,
+                         backbone="tiny_s16", head="conv", width=0.25,
+                         fc_units=16, dropout=0)
+    assert model.output.shape == (None, 7, 7, 13)
+    assert model.get_layer("predictions").kernel.shape == (1, 1, 16, 13)
+    # The same content two cells (32 px) further right gives the same outputs two cells
+    # further right: the cells share the head (the dense head would give other numbers).
+    # At initialization biases and BN offsets are 0, so the zero background acts like the
+    # zero padding; interior cells keep the pattern's influence off the borders.
+    pattern = np.random.default_rng(3).uniform(0, 255, (16, 16, 3)).astype("float32")
+    images = np.zeros((2, 112, 112, 3), "float32")
+    images[0, 32:48, 32:48] = pattern
+    images[1, 32:48, 64:80] = pattern
+    out = keras.ops.convert_to_numpy(model(images))
+    np.testing.assert_allclose(out[0, 2, 2], out[1, 2, 4], rtol=1e-4, atol=1e-4)
+    assert np.abs(out[0, 2, 2]).max() > 1e-3
+    # The decoder and loss read S, B and C back from the model as for the dense head
+    # (training itself is the dense-head test's run_model_test; jax compiles it slowly).
+    loss = detection.make_loss(model)
+    assert (loss.num_classes, loss.num_boxes, loss.image_size) == (3, 2, (112, 112))
+    value = loss(synthetic_targets(2, 112, 3), out)
+    assert np.isfinite(keras.ops.convert_to_numpy(value)).all()
+
+
+def test_yolo_v1_conv_head_needs_a_grid_sized_map():
+    with pytest.raises(ValueError, match="7x7 backbone map"):
+        models.build("yolo_v1_tiny", input_shape=(128, 128, 3), num_classes=3, head="conv",
+                     width=0.25, fc_units=16)
+    with pytest.raises(ValueError, match="head must be one of"):
+        models.build("yolo_v1_tiny", num_classes=3, head="local", width=0.25, fc_units=16)

@@ -30,7 +30,14 @@ BACKBONES = {
         (16, 3, 1), "M", (32, 3, 1), "M", (64, 3, 1), "M", (128, 3, 1), "M", (256, 3, 1), "M",
         (512, 3, 1), (256, 1, 1), (512, 3, 1), (256, 1, 1),
     ),
+    # The tiny backbone without its fifth pooling (stride 16), so that a 112x112 input
+    # gives a 7x7 map: one feature vector per grid cell, for `head="conv"`.
+    "tiny_s16": (
+        (16, 3, 1), "M", (32, 3, 1), "M", (64, 3, 1), "M", (128, 3, 1), "M", (256, 3, 1),
+        (512, 3, 1), (256, 1, 1), (512, 3, 1), (256, 1, 1),
+    ),
 }  # fmt: skip
+HEADS = ("dense", "conv")
 
 
 def yolo_v1(
@@ -45,6 +52,7 @@ def yolo_v1(
     fc_units=4096,
     dropout=0.5,
     batch_norm=False,
+    head="dense",
     name=None,
 ):
     """Builds the YOLO v1 training model (raw grid output).
@@ -61,7 +69,8 @@ def yolo_v1(
         input_shape: `(height, width, channels)`.
         weights: None, or a weights file / MLflow URI (see `load_weights`).
         preprocessing: `ImagePreprocessing` mode (darknet feeds [0, 1] pixels: `"unit"`).
-        backbone: `"yolo"` (Fig. 3, 24 convolutions) or `"tiny"` (9, for CPU training).
+        backbone: `"yolo"` (Fig. 3, 24 convolutions), `"tiny"` (9, for CPU training) or
+            `"tiny_s16"` (the same at stride 16).
         width: multiplier of every convolution's filters.
         grid_size: S.
         num_boxes: B.
@@ -69,6 +78,12 @@ def yolo_v1(
         dropout: dropout after it (0.5).
         batch_norm: add BatchNormalization after each convolution (YOLO v2's addition;
             helps the small model train from scratch).
+        head: `"dense"` (the paper's fully connected head) or `"conv"`, a CPU-training
+            variant that is NOT the paper's: a 3x3 convolution of `fc_units` filters and a
+            1x1 convolution to `B * 5 + C` on an `S x S` backbone map, so every cell
+            shares the head's weights (the dense head must learn each cell on its own,
+            which needs far more images than a CPU run sees). Requires the backbone's
+            output to be `S x S` (e.g. `backbone="tiny_s16"` at 112x112 for S = 7).
         name: model name.
 
     Returns:
@@ -78,6 +93,8 @@ def yolo_v1(
     if backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {tuple(BACKBONES)}. "
                          f"Received: backbone={backbone!r}")
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}. Received: head={head!r}")
     if width <= 0:
         raise ValueError(f"width must be > 0. Received: width={width!r}")
 
@@ -98,13 +115,26 @@ def yolo_v1(
         x = keras.layers.LeakyReLU(negative_slope=0.1, name=f"conv{conv}_leaky")(x)
 
     # === Head ===
-    x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(fc_units, name="fc1")(x)
-    x = keras.layers.LeakyReLU(negative_slope=0.1, name="fc1_leaky")(x)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name="fc1_dropout")(x)
-    x = keras.layers.Dense(grid_size * grid_size * (num_boxes * 5 + num_classes),
-                           name="predictions")(x)
+    depth = num_boxes * 5 + num_classes
+    if head == "conv":
+        if tuple(x.shape[1:3]) != (grid_size, grid_size):
+            raise ValueError(f"head='conv' needs a {grid_size}x{grid_size} backbone map; "
+                             f"this input gives {tuple(x.shape[1:3])}. Received: "
+                             f"input_shape={input_shape}, backbone={backbone!r}")
+        x = keras.layers.Conv2D(fc_units, 3, padding="same", name="fc1")(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.1, name="fc1_leaky")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name="fc1_dropout")(x)
+        x = keras.layers.Conv2D(depth, 1, name="predictions")(x)
+        # Row-major (row, column, channel), the layout `YoloV1Output` reshapes back.
+        x = keras.layers.Flatten(name="flatten")(x)
+    else:
+        x = keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Dense(fc_units, name="fc1")(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.1, name="fc1_leaky")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name="fc1_dropout")(x)
+        x = keras.layers.Dense(grid_size * grid_size * depth, name="predictions")(x)
     x = YoloV1Output(grid_size, num_boxes, num_classes, name="yolo_output")(x)
     return finish_model(inputs, x, name or f"yolo_v1_{backbone}", weights)
 
