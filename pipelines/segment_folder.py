@@ -1,9 +1,9 @@
 """Segment every image of a folder: palette masks, overlays and class pixel fractions.
 
 Files stream through `tf.data` (`folder_io.BatchStream`): decoded in parallel, turned into
-model inputs and batched ahead of the model; background writer threads (`folder_io.predict_and_write`)
-map the predictions back and write the outputs, so disk writes overlap the next batch's
-compute.
+model inputs and batched ahead of the model; background writer threads
+(`folder_io.predict_and_write`) map the predictions back and write the outputs, so disk
+writes overlap the next batch's compute.
 
 Two ways to fit an image of any size to the model's input (`mode`):
     resize  the whole image is resized to the input (what models trained on whole, resized

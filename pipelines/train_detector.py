@@ -266,8 +266,10 @@ class DetectorData(_base.ClassifierData):
                           "proposals": part["proposals"]}
                 yield inputs, part["images"], part["boxes"], part["classes"]
             return
-        loader = self.val_loader if split == "val" else self.test_loader
-        for batch in loader.iter_epoch(0):
+        loaders = {"val": self.val_loader, "test": self.test_loader}
+        if split not in loaders:
+            raise ValueError(f"split must be 'val' or 'test'. Received: split={split!r}")
+        for batch in loaders[split].iter_epoch(0):
             images = np.asarray(batch["images"])
             yield images.astype("float32"), images, batch["boxes"], batch["classes"]
 
