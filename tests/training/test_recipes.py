@@ -18,8 +18,8 @@ def test_every_task_with_a_quality_target_has_its_recipes():
     # Issues 4 and 5: recipes for each detector and segmenter on the shapes set.
     expected = {"faster_rcnn_shapes.yaml", "fast_rcnn_shapes.yaml", "rcnn_shapes.yaml",
                 "ssd300_shapes.yaml", "yolo_v1_shapes.yaml", "unet_shapes.yaml",
-                "fcn8s_shapes.yaml", "segnet_shapes.yaml", "hourglass_shapes.yaml",
-                "lenet5_digits.yaml"}
+                "fcn8s_shapes.yaml", "segnet_shapes.yaml", "deconvnet_shapes.yaml",
+                "hourglass_shapes.yaml", "lenet5_digits.yaml"}
     assert expected <= set(RECIPES)
 
 
