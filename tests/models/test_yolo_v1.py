@@ -32,7 +32,7 @@ def test_yolo_v1_trains_with_its_loss_and_detects(backbone):
                          **overrides)
     assert model.output.shape == (None, 7, 7, 2 * 5 + 3)
     loss = detection.make_loss(model)
-    assert (loss.num_classes, loss.num_boxes, loss.image_size) == (3, 2, (112, 112))
+    assert (loss.num_classes, loss.num_boxes, loss.image_size) == (3, 2, (64, 64))
     run_model_test(model, (2, 64, 64, 3), expected_output_shape=(2, 7, 7, 13), loss=loss,
                    targets=synthetic_targets(2, 64, 3))
 
