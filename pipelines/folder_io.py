@@ -130,7 +130,7 @@ def make_dataset(paths, size, channels, batch_size, originals, failures, threads
                  prepare=None):
     """A `BatchStream` of `(images (batch, h, w, channels) uint8, indices (batch,))`.
 
-    Files are decoded with `kerascv_suite.data.decode_image` in parallel threads. Decoded
+    Files are decoded with `kerascv_suite.data.decode_image` in parallel map calls. Decoded
     originals are parked in `originals[index]`; files that fail to decode land in
     `failures[index]` (the reason) and are left out of the stream.
 

@@ -181,19 +181,6 @@ def write_palette_png(path, mask):
     image.save(path, format="PNG", compress_level=3)
 
 
-def write_jpeg(path, image, quality=95):
-    """A uint8 RGB image as a JPEG (`kerascv_suite.data.write_image`'s quality 95),
-    encoded by OpenCV: about half the CPU of Pillow's encoder here, CPU the writer threads
-    share with the model."""
-    import cv2
-
-    bgr = cv2.cvtColor(np.ascontiguousarray(image, np.uint8), cv2.COLOR_RGB2BGR)
-    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise OSError(f"OpenCV could not encode {path} as JPEG")
-    Path(path).write_bytes(data)
-
-
 # === Tiles ===
 
 
@@ -376,12 +363,14 @@ def class_counts(mask, num_classes):
 def write_outputs(paths, original, mask, alpha, names):
     """Writes the `(height, width)` class map as mask, overlay and fractions; returns the
     fractions record."""
+    from kerascv_suite.data import write_image
+
     height, width = original.shape[:2]
     num_classes = len(names)
     counts = class_counts(mask, num_classes)
     fractions = {names[c]: float(counts[c]) / mask.size for c in range(num_classes)}
     atomic_write(paths["mask"], lambda tmp: write_palette_png(tmp, mask))
-    atomic_write(paths["overlay"], lambda tmp: write_jpeg(tmp, overlay(original, mask, alpha)))
+    atomic_write(paths["overlay"], lambda tmp: write_image(tmp, overlay(original, mask, alpha)))
     record = {"height": height, "width": width, "fractions": fractions}
     atomic_write(paths["fractions"],
                  lambda tmp: tmp.write_text(json.dumps(record, indent=1), encoding="utf-8"))

@@ -7,6 +7,7 @@ what lets us refuse decompression bombs before allocating them.
 
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -204,8 +205,18 @@ def write_image(path, image, *, quality=95):
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-    kwargs = {"quality": quality} if str(path).lower().endswith((".jpg", ".jpeg")) else {}
-    Image.fromarray(array).save(path, **kwargs)
+    if str(path).lower().endswith((".jpg", ".jpeg")):
+        # OpenCV's encoder takes about half of Pillow's CPU for the same quality (the
+        # `kcv segment` / `kcv detect` writer threads share the cores with the model).
+        import cv2
+
+        bgr = cv2.cvtColor(array, cv2.COLOR_RGB2BGR) if array.ndim == 3 else array
+        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        if not ok:
+            raise OSError(f"OpenCV could not encode {path} as JPEG")
+        Path(path).write_bytes(data.tobytes())
+        return
+    Image.fromarray(array).save(path)
 
 
 def write_mask(path, mask, *, palette=True):
