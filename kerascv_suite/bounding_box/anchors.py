@@ -3,6 +3,7 @@
 import math
 
 from keras import ops
+from keras.utils.bounding_boxes import convert_format
 
 
 def rpn_anchors(feature_shape, stride=16, scales=(128, 256, 512), aspect_ratios=(0.5, 1.0, 2.0),
@@ -30,16 +31,20 @@ def rpn_anchors(feature_shape, stride=16, scales=(128, 256, 512), aspect_ratios=
     scales = ops.convert_to_tensor(scales, dtype)
     ws = ops.reshape(scales[None, :] / ops.sqrt(ratios)[:, None], (-1,))
     hs = ops.reshape(scales[None, :] * ops.sqrt(ratios)[:, None], (-1,))
-    base = ops.stack([-ws / 2, -hs / 2, ws / 2, hs / 2], axis=-1)  # (k, 4)
-    return _tile(base, height, width, float(stride), float(stride), dtype)
+    return _tile(ops.stack([ws, hs], axis=-1), height, width, float(stride), float(stride),
+                 dtype)
 
 
-def _tile(base, height, width, step_y, step_x, dtype):
+def _tile(wh, height, width, step_y, step_x, dtype):
+    """`(height * width * k, 4)` xyxy boxes of sizes `wh (k, 2)` centred on every cell."""
     ys = (ops.arange(height, dtype=dtype) + 0.5) * step_y
     xs = (ops.arange(width, dtype=dtype) + 0.5) * step_x
     cy, cx = ops.meshgrid(ys, xs, indexing="ij")
-    centres = ops.stack([cx, cy, cx, cy], axis=-1)  # (h, w, 4)
-    return ops.reshape(centres[:, :, None, :] + base[None, None], (-1, 4))
+    k = wh.shape[0]
+    centres = ops.broadcast_to(ops.stack([cx, cy], axis=-1)[:, :, None, :], (height, width, k, 2))
+    sizes = ops.broadcast_to(wh[None, None], (height, width, k, 2))
+    boxes = ops.reshape(ops.concatenate([centres, sizes], axis=-1), (-1, 4))
+    return convert_format(boxes, source="center_xywh", target="xyxy", dtype=dtype)
 
 
 def ssd_scales(num_maps, s_min=0.2, s_max=0.9, first=None):
@@ -121,8 +126,7 @@ def ssd_default_boxes(image_size, feature_map_sizes, steps, min_sizes, max_sizes
         for r in ratios:
             sizes += [(lo * math.sqrt(r), lo / math.sqrt(r)), (lo / math.sqrt(r), lo * math.sqrt(r))]
         wh = ops.convert_to_tensor(sizes, dtype)
-        base = ops.concatenate([-wh / 2, wh / 2], axis=-1)
-        levels.append(_tile(base, size, size, float(step), float(step), dtype))
+        levels.append(_tile(wh, size, size, float(step), float(step), dtype))
     boxes = ops.concatenate(levels, axis=0)
     if clip:
         boxes = ops.clip(boxes, 0.0, float(image_size))

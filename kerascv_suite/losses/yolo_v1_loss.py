@@ -3,17 +3,8 @@
 import keras
 from keras import ops
 
+from kerascv_suite.bounding_box import convert_format, elementwise_iou
 from kerascv_suite.losses.detection_targets import unpack_detection_targets
-
-
-def _cxcywh_iou(a, b):
-    """IoU of `(..., 4)` boxes given as (cx, cy, w, h)."""
-    a_lo, a_hi = a[..., :2] - a[..., 2:] / 2, a[..., :2] + a[..., 2:] / 2
-    b_lo, b_hi = b[..., :2] - b[..., 2:] / 2, b[..., :2] + b[..., 2:] / 2
-    wh = ops.maximum(ops.minimum(a_hi, b_hi) - ops.maximum(a_lo, b_lo), 0.0)
-    inter = wh[..., 0] * wh[..., 1]
-    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
-    return inter / ops.maximum(union, 1e-9)
 
 
 def yolo_v1_targets(y_true, grid_size, num_classes, image_size):
@@ -37,10 +28,9 @@ def yolo_v1_targets(y_true, grid_size, num_classes, image_size):
     height, width = float(image_size[0]), float(image_size[1])
     s = grid_size
     boxes, classes, valid = unpack_detection_targets(ops.cast(y_true, "float32"))
-    scale = ops.convert_to_tensor([width, height, width, height], "float32")
-    boxes = boxes / scale
-    centre = (boxes[..., :2] + boxes[..., 2:]) / 2
-    size = ops.maximum(boxes[..., 2:] - boxes[..., :2], 0.0)
+    boxes = convert_format(boxes, source="xyxy", target="rel_center_xywh", height=height,
+                           width=width)
+    centre, size = boxes[..., :2], ops.maximum(boxes[..., 2:], 0.0)
     cell_xy = ops.clip(ops.floor(centre * s), 0, s - 1)  # (b, n, 2) column, row
     cell = ops.cast(cell_xy[..., 1] * s + cell_xy[..., 0], "int32")
     in_cell = ops.one_hot(cell, s * s) * ops.cast(valid, "float32")[..., None]  # (b, n, S*S)
@@ -111,7 +101,8 @@ class YoloV1Loss(keras.losses.Loss):
         cell_xy = ops.stack([grid % s, ops.floor(grid / s)], axis=-1)[None, :, None, :]
         pred_box = ops.concatenate([(cell_xy + pred[..., :2]) / s, ops.square(pred[..., 2:4])],
                                    axis=-1)
-        iou = ops.stop_gradient(_cxcywh_iou(pred_box, t["box"][:, :, None, :]))  # (b, S*S, B)
+        iou = ops.stop_gradient(elementwise_iou(pred_box, t["box"][:, :, None, :],
+                                                "center_xywh"))  # (b, S*S, B)
         responsible = ops.one_hot(ops.argmax(iou, axis=-1), nb) * t["has_object"][..., None]
 
         target_xy = t["offset"][:, :, None, :]
