@@ -13,9 +13,11 @@ Conventions:
   - Pixel accuracy is the fraction of evaluated pixels predicted correctly.
 
 Two implementations share these conventions: numpy functions (`segmentation_confusion_matrix`,
-`segmentation_scores`, `ConfusionAccumulator`) for evaluation tools, and the Keras metric
-`MeanIoUFromConfusion` (keras.ops, every backend) whose state is the confusion matrix, so a
-validation epoch's value covers the whole split.
+`segmentation_scores`, `ConfusionAccumulator`) for evaluation tools, and the Keras metrics
+(keras.ops, every backend; `scores_from_matrix` computes their scores) whose state is the
+confusion matrix, so a validation epoch's value covers the whole split:
+`MeanIoUFromConfusion` reports one number, `ConfusionReport` a dict of mIoU, pixel accuracy
+and the IoU of each class.
 """
 
 from __future__ import annotations
@@ -125,8 +127,17 @@ class ConfusionAccumulator:
         return segmentation_scores(self.matrix)
 
 
-def _scores_from_matrix(matrix):
-    """keras.ops version of `segmentation_scores`: `(miou, pixel_accuracy, per_class_iou)`."""
+def scores_from_matrix(matrix):
+    """keras.ops version of `segmentation_scores` (same conventions, float32).
+
+    Args:
+        matrix: `(num_classes, num_classes)` pixel counts; rows ground truth, columns
+            prediction.
+
+    Returns:
+        `(miou, pixel_accuracy, per_class_iou)`: two scalars and a `(num_classes,)` tensor,
+        NaN for classes absent from both the ground truth and the predictions.
+    """
     matrix = ops.cast(matrix, "float32")
     true_positive = ops.diagonal(matrix)
     union = ops.sum(matrix, axis=0) + ops.sum(matrix, axis=1) - true_positive
@@ -138,6 +149,10 @@ def _scores_from_matrix(matrix):
     accuracy = ops.where(total > 0, ops.sum(true_positive) / ops.maximum(total, 1.0), 0.0)
     per_class = ops.where(seen, iou, float("nan"))
     return miou, accuracy, per_class
+
+
+# The former private name, still imported by pipelines/train_segmenter.py; remove with it.
+_scores_from_matrix = scores_from_matrix
 
 
 @keras.saving.register_keras_serializable(package="kerascv_suite")
@@ -206,12 +221,12 @@ class MeanIoUFromConfusion(keras.metrics.Metric):
         self.confusion.assign_add(ops.reshape(ops.cast(counts, "int32"), (k, k)))
 
     def result(self):
-        miou, accuracy, _ = _scores_from_matrix(self.confusion)
+        miou, accuracy, _ = scores_from_matrix(self.confusion)
         return miou if self.metric == "miou" else accuracy
 
     def per_class_iou(self):
         """`(num_classes,)` IoU of each class, NaN for classes never seen."""
-        return _scores_from_matrix(self.confusion)[2]
+        return scores_from_matrix(self.confusion)[2]
 
     def reset_state(self):
         self.confusion.assign(ops.zeros((self.num_classes, self.num_classes), "int32"))
@@ -223,3 +238,41 @@ class MeanIoUFromConfusion(keras.metrics.Metric):
             "ignore_index": self.ignore_index,
             "metric": self.metric,
         }
+
+
+@keras.saving.register_keras_serializable(package="kerascv_suite")
+class ConfusionReport(MeanIoUFromConfusion):
+    """A `MeanIoUFromConfusion` whose result is a dict: `miou`, `pixel_accuracy` and
+    `iou_<class name>` per class, all from one confusion matrix of the whole split.
+
+    Keras logs every entry of the dict (`val_`-prefixed on the validation split), so one
+    metric gives the per-epoch mIoU, pixel accuracy and per-class IoU of a segmenter. It is
+    registered as `kerascv_suite>ConfusionReport`, the name the training pipeline has always
+    saved it under, so its checkpoints load.
+
+    Args:
+        num_classes: number of classes `K`.
+        class_names: `K` names for the `iou_<name>` keys (None: `"0"`..`"K-1"`).
+        name: metric name in logs.
+        **kwargs: `ignore_index`, `dtype` (see `MeanIoUFromConfusion`).
+
+    Example:
+        >>> report = ConfusionReport(2, ["background", "shape"])
+        >>> report.update_state(masks, probabilities)  # (B, H, W), (B, H, W, 2)
+        >>> sorted(report.result())
+        ['iou_background', 'iou_shape', 'miou', 'pixel_accuracy']
+    """
+
+    def __init__(self, num_classes, class_names=None, name="report", **kwargs):
+        super().__init__(num_classes, name=name, **kwargs)
+        self.class_names = list(class_names or [str(i) for i in range(num_classes)])
+
+    def result(self):
+        miou, accuracy, per_class = scores_from_matrix(self.confusion)
+        out = {"miou": miou, "pixel_accuracy": accuracy}
+        for index, class_name in enumerate(self.class_names):
+            out[f"iou_{class_name}"] = per_class[index]
+        return out
+
+    def get_config(self):
+        return {**super().get_config(), "class_names": self.class_names}

@@ -1,5 +1,6 @@
 """The detection run report: PR curves per class, a detection confusion matrix, and test
-images with their detections drawn (OpenCV), next to the training curves.
+images with their detections drawn, next to the training curves (the drawing and plots are
+`kerascv_suite.visualization`'s).
 
 Example:
     >>> matrix = detection_confusion_matrix(gt_boxes, gt_classes, boxes, scores, classes, 3)
@@ -9,24 +10,25 @@ Example:
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-import cv2
 import numpy as np
+from keras import ops
 
-from kerascv_suite.training.plots import _pyplot, plot_confusion_matrix, plot_curves
+from kerascv_suite.bounding_box import compute_iou
+from kerascv_suite.visualization import (draw_detections, plot_confusion_matrix,
+                                         plot_curves, plot_pr_curves, plot_val_ap, sample_grid)
 
 
-def _iou(a, b):
-    """`(len(a), len(b))` IoU of xyxy boxes."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=-1)
-    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=-1)
-    union = area(a)[:, None] + area(b)[None] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+def _pairwise_iou(boxes1, boxes2):
+    """`(len(boxes1), len(boxes2))` float64 IoU of xyxy boxes (`compute_iou`; an empty side
+    gives an empty table without a backend call)."""
+    boxes1 = np.asarray(boxes1, np.float32).reshape(-1, 4)
+    boxes2 = np.asarray(boxes2, np.float32).reshape(-1, 4)
+    if not len(boxes1) or not len(boxes2):
+        return np.zeros((len(boxes1), len(boxes2)))
+    iou = compute_iou(boxes1, boxes2, bounding_box_format="xyxy")
+    return np.asarray(ops.convert_to_numpy(iou), np.float64)
 
 
 def detection_confusion_matrix(gt_boxes, gt_classes, boxes, scores, classes, num_classes,
@@ -57,7 +59,7 @@ def detection_confusion_matrix(gt_boxes, gt_classes, boxes, scores, classes, num
         det_b = np.asarray(det_b).reshape(-1, 4)[keep]
         det_c = np.asarray(det_c, int).reshape(-1)[keep]
         order = np.argsort(-np.asarray(det_s).reshape(-1)[keep], kind="stable")
-        iou = _iou(det_b, gt_b)
+        iou = _pairwise_iou(det_b, gt_b)
         taken = np.zeros(len(gt_c), bool)
         for d in order:
             candidates = np.where(taken, -1.0, iou[d]) if len(gt_c) else np.zeros(0)
@@ -70,105 +72,6 @@ def detection_confusion_matrix(gt_boxes, gt_classes, boxes, scores, classes, num
         for g in np.flatnonzero(~taken):
             matrix[gt_c[g], background] += 1
     return matrix
-
-
-def plot_pr_curves(coco_result, class_names, path, iou_index=0, title=None):
-    """Precision-recall curve of each class at IoU 0.5 (`iou_index` 0 of COCO's .50:.95),
-    all areas, 100 detections: COCOeval's interpolated precision at 101 recall points."""
-    from kerascv_suite.metrics.detection import IOU_THRESHOLDS, RECALL_THRESHOLDS
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 5))
-    ids = list(coco_result.category_ids)
-    for k, name in enumerate(class_names):
-        if k not in ids:
-            continue
-        precision = coco_result.precision[iou_index, :, ids.index(k), 0, -1]
-        if np.all(precision < 0):
-            continue  # no ground truth of this class
-        ap = float(np.mean(precision[precision > -1]))
-        ax.plot(RECALL_THRESHOLDS, np.clip(precision, 0, 1), label=f"{name} AP {ap:.3f}")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_title(title or f"PR curves (test, IoU {IOU_THRESHOLDS[iou_index]:.2f})")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _colour(class_id):
-    # Well-separated hues per class, fixed so every report colours a class the same way.
-    hue = int(class_id * 47) % 180
-    bgr = cv2.cvtColor(np.uint8([[[hue, 220, 230]]]), cv2.COLOR_HSV2BGR)[0, 0]
-    return tuple(int(c) for c in bgr[::-1])
-
-
-def plot_val_ap(history, path):
-    """Validation AP, AP50 and AP75 per validated epoch (epochs without validation skipped)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for key in ("val_ap", "val_ap50", "val_ap75"):
-        rows = [row for row in history if row.get(key) not in (None, "")]
-        if rows:
-            ax.plot([r["epoch"] for r in rows], [float(r[key]) for r in rows], marker="o",
-                    label=key.removeprefix("val_"))
-    ax.set_xlabel("epoch")
-    ax.set_ylim(0, 1)
-    ax.set_title("validation AP (COCO)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def draw_detections(image, boxes, scores, classes, class_names, gt_boxes=None,
-                    score_threshold=0.25, scale=None):
-    """`image` (RGB uint8) with its detections drawn as coloured, labelled boxes and the
-    ground truth (if given) as thin white boxes; enlarged `scale` times for small images."""
-    image = np.asarray(image, np.uint8)
-    if image.shape[-1] == 1:
-        image = np.repeat(image, 3, axis=-1)
-    scale = scale or max(1, int(math.ceil(256 / max(image.shape[:2]))))
-    out = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-    out = np.ascontiguousarray(out)
-    for box in np.asarray(gt_boxes if gt_boxes is not None else [], np.float32).reshape(-1, 4):
-        x1, y1, x2, y2 = (box * scale).round().astype(int)
-        cv2.rectangle(out, (x1, y1), (x2, y2), (255, 255, 255), 1)
-    for box, score, cls in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(scores).ravel(),
-                               np.asarray(classes).ravel()):
-        if cls < 0 or score < score_threshold:
-            continue
-        x1, y1, x2, y2 = (box * scale).round().astype(int)
-        colour = _colour(int(cls))
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, 2)
-        label = f"{class_names[int(cls)]} {score:.2f}"
-        (w, h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
-        top = max(y1 - h - 4, 0)
-        cv2.rectangle(out, (x1, top), (x1 + w + 2, top + h + 4), colour, -1)
-        cv2.putText(out, label, (x1 + 1, top + h + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    (0, 0, 0), 1, cv2.LINE_AA)
-    return out
-
-
-def sample_grid(panels, columns=4, gap=4):
-    """Equal-size RGB panels tiled into one image, row by row."""
-    if not panels:
-        raise ValueError("sample_grid needs at least one panel. Received: panels=[]")
-    height, width = panels[0].shape[:2]
-    columns = min(columns, len(panels))
-    rows = math.ceil(len(panels) / columns)
-    grid = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap, 3), 255,
-                   np.uint8)
-    for i, panel in enumerate(panels):
-        r, c = divmod(i, columns)
-        grid[r * (height + gap):r * (height + gap) + height,
-             c * (width + gap):c * (width + gap) + width] = panel
-    return grid
 
 
 def write_detection_report(folder, *, history, coco_result, predictions, class_names,
