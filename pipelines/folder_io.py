@@ -3,7 +3,8 @@
 * `list_files` / `output_names`: every file of a folder, and a collision-free output name
   per file;
 * `make_dataset` (a `BatchStream`): a `tf.data` stream of images decoded and resized in
-  parallel, where unreadable files are recorded and left out instead of stopping the run;
+  parallel (`kerascv_suite.data.resize_image`, the evaluation augmenters' resize), where
+  unreadable files are recorded and left out instead of stopping the run;
 * `predict_and_write`: batched predictions handed to background writer threads (disk writes
   overlap the next batch's compute), with a bounded queue;
 * `atomic_write`, `skip_report`.
@@ -17,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from kerascv_suite.data.image_io import decode_image, resize_image
 
 
 def list_files(folder):
@@ -52,19 +55,6 @@ def atomic_write(path, write):
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     write(tmp)
     os.replace(tmp, path)
-
-
-def resize_image(image, size):
-    """`image` resized to `(height, width)` (area interpolation when shrinking)."""
-    import cv2
-
-    height, width = size
-    if image.shape[:2] == (height, width):
-        return image
-    shrink = image.shape[0] > height or image.shape[1] > width
-    resized = cv2.resize(image, (width, height),
-                         interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return resized.reshape(height, width, *image.shape[2:])
 
 
 def decode_threads(threads=None):
@@ -141,12 +131,10 @@ def make_dataset(paths, size, channels, batch_size, originals, failures, threads
         batch_size: images per batch.
         originals, failures: dicts filled by the decoding threads.
         threads: parallel decodes (None: one per core, at most 4).
-        prepare: `prepare(image, size) -> (height, width, 3)` uint8; `resize_image` (a
-            plain resize) when None.
+        prepare: `prepare(image, size) -> (height, width, 3)` uint8;
+            `kerascv_suite.data.resize_image` (the evaluation augmenters' resize) when None.
     """
     import cv2
-
-    from kerascv_suite.data import decode_image
 
     height, width = size
     prepare = prepare or resize_image

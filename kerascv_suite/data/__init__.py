@@ -15,7 +15,8 @@ from kerascv_suite.data.formats.masks import read_mask_folder, write_mask_folder
 from kerascv_suite.data.formats.voc import VOC_CLASSES, read_voc, write_voc
 from kerascv_suite.data.formats.yolo import read_yolo, write_yolo
 from kerascv_suite.data.image_io import (DEFAULT_MAX_PIXELS, decode_image, image_size,
-                                         read_mask, voc_palette, write_image, write_mask)
+                                         read_mask, resize_image, voc_palette, write_image,
+                                         write_mask)
 from kerascv_suite.data.io import FORMATS, convert, list_splits, read_dataset, write_dataset
 from kerascv_suite.data.paths import safe_join
 from kerascv_suite.data.rle import (mask_to_polygons, polygons_to_mask, rle_decode, rle_encode,

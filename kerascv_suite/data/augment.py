@@ -41,7 +41,9 @@ import numpy as np
 # for a timeout in every worker process.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-TASKS = ("classification", "detection", "segmentation")
+# The tasks with an augmentation preset (and an "_eval" twin). Keypoints are not among
+# them: they ride along with detection or segmentation samples.
+PRESET_TASKS = ("classification", "detection", "segmentation")
 
 
 @dataclasses.dataclass
@@ -91,8 +93,8 @@ class AugmentConfig:
     keypoint_flip_index: tuple[int, ...] | None = None
 
     def __post_init__(self):
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}. Received: task={self.task!r}")
+        if self.task not in PRESET_TASKS:
+            raise ValueError(f"task must be one of {PRESET_TASKS}. Received: task={self.task!r}")
         size = self.image_size
         if isinstance(size, int):
             size = (size, size)
@@ -132,8 +134,7 @@ PRESETS = {
         color_jitter_p=0.5,
     ),
 }
-for _task in TASKS:
-    PRESETS[f"{_task}_eval"] = dict(task=_task, train=False)
+PRESETS.update({f"{task}_eval": dict(task=task, train=False) for task in PRESET_TASKS})
 
 
 def preset(name: str, **overrides) -> AugmentConfig:
@@ -187,16 +188,20 @@ class Augmenter:
 
     def _build(self):
         import albumentations as A
+        import cv2
 
         cfg = self.config
         height, width = cfg.image_size
         transforms = []
         if cfg.train and cfg.scale is not None:
             transforms.append(
-                A.RandomResizedCrop(size=(height, width), scale=cfg.scale, ratio=cfg.ratio)
+                A.RandomResizedCrop(size=(height, width), scale=cfg.scale, ratio=cfg.ratio,
+                                    interpolation=cv2.INTER_LINEAR)
             )
         else:
-            transforms.append(A.Resize(height, width))
+            # The interpolation of `kerascv_suite.data.resize_image`, which prediction on
+            # files uses: a model sees at prediction what it saw in evaluation.
+            transforms.append(A.Resize(height, width, interpolation=cv2.INTER_LINEAR))
         if cfg.train:
             if cfg.hflip:
                 transforms.append(A.HorizontalFlip(p=cfg.hflip))

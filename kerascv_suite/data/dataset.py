@@ -27,11 +27,10 @@ import abc
 
 import numpy as np
 
+from kerascv_suite.constants import TASKS
 from kerascv_suite.data.errors import BadImageError, DataError, SkipLog
 from kerascv_suite.data.image_io import DEFAULT_MAX_PIXELS, decode_image, read_mask
 from kerascv_suite.data.rle import segmentation_to_mask
-
-TASKS = ("classification", "detection", "segmentation", "keypoints")
 
 
 class Dataset(abc.ABC):

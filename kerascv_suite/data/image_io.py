@@ -199,6 +199,33 @@ def voc_palette(num_colors=256):
     return palette
 
 
+def resize_image(image, size):
+    """`image` resized to `size` the way the evaluation augmenters resize it.
+
+    Bilinear (`cv2.INTER_LINEAR`) both ways, the interpolation of albumentations'
+    `Resize` in the `"*_eval"` presets of `kerascv_suite.data.augment` (its output is
+    identical to this one's), so a model predicting on files sees its inputs as it saw
+    them when it was evaluated. The channel count is kept.
+
+    Args:
+        image: `(height, width)` or `(height, width, channels)` array (uint8 or float).
+        size: `(height, width)` of the output.
+
+    Returns:
+        `(height, width, *image.shape[2:])`; `image` itself when it already has that size.
+    """
+    import cv2
+
+    height, width = (int(v) for v in size)
+    if min(height, width) < 1:
+        raise ValueError(f"size must be a positive (height, width). Received: size={size!r}")
+    if image.shape[:2] == (height, width):
+        return image
+    resized = cv2.resize(np.ascontiguousarray(image), (width, height),
+                         interpolation=cv2.INTER_LINEAR)
+    return resized.reshape(height, width, *image.shape[2:])
+
+
 def write_image(path, image, *, quality=95):
     """Writes a uint8 `(H, W, 3)` RGB or `(H, W)`/`(H, W, 1)` gray array; format from suffix."""
     array = np.asarray(image, dtype=np.uint8)

@@ -83,3 +83,34 @@ def test_exif_orientation_applied(images):
     top, bottom = image[:15].reshape(-1, 3).mean(0), image[-15:].reshape(-1, 3).mean(0)
     assert top[0] > 200 and top[2] < 60  # red went to the top after rotating 90 deg CW
     assert bottom[2] > 200 and bottom[0] < 60
+
+
+def test_resize_image_hand_computed_bilinear():
+    from kerascv_suite.data import resize_image
+
+    # 1 x 2 -> 1 x 4, pixel-centre bilinear: output x = 0.25, 0.75, 1.25, 1.75 maps to input
+    # x = -0.25 (edge: 0), 0.25, 0.75, 1.25 (edge: 1): 0, 25, 75, 100.
+    image = np.array([[[0], [100]]], np.uint8)
+    out = resize_image(image, (1, 4))
+    assert out.shape == (1, 4, 1)
+    np.testing.assert_array_equal(out[0, :, 0], [0, 25, 75, 100])
+    # Halving averages pixel pairs (bilinear samples exactly between them); area would too,
+    # so also check a 4 -> 3 shrink where they differ: bilinear samples input x = 1/6, 1.5,
+    # 17/6 of [0, 60, 120, 180] -> 10, 90, 170 (area would average: 15, 90, 165).
+    np.testing.assert_array_equal(resize_image(np.array([[0, 60, 120, 180]], np.uint8),
+                                               (1, 3)), [[10, 90, 170]])
+    assert resize_image(image, (1, 2)) is image
+    with pytest.raises(ValueError, match="Received: size="):
+        resize_image(image, (0, 4))
+
+
+@pytest.mark.parametrize("task", ["classification", "detection", "segmentation"])
+@pytest.mark.parametrize("shape, size", [((48, 64, 3), (20, 24)), ((30, 20, 3), (64, 50)),
+                                         ((40, 48, 1), (20, 24))])
+def test_resize_image_is_what_the_eval_augmenters_give(task, shape, size):
+    """Prediction on files (`resize_image`) sees what evaluation (the `*_eval` presets) saw."""
+    from kerascv_suite.data import build_augmenter, resize_image
+
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    evaluated = build_augmenter(f"{task}_eval", image_size=size)({"image": image})["image"]
+    np.testing.assert_array_equal(resize_image(image, size), evaluated)
