@@ -22,8 +22,8 @@ import numpy as np
 
 from kerascv_suite.data.dataset import RecordDataset, clean_boxes
 from kerascv_suite.data.errors import AnnotationError, DataError
-from kerascv_suite.data.formats._common import (StemAllocator, check_policy, probe,
-                                                unknown_class)
+from kerascv_suite.data.formats.common import (StemAllocator, check_policy, probe,
+                                               unknown_class)
 from kerascv_suite.data.image_io import DEFAULT_MAX_PIXELS, write_image
 from kerascv_suite.data.paths import safe_join
 from kerascv_suite.data.rle import mask_to_polygons, rle_encode

@@ -11,7 +11,7 @@ import numpy as np
 
 from kerascv_suite.data.dataset import RecordDataset
 from kerascv_suite.data.errors import DataError
-from kerascv_suite.data.formats._common import StemAllocator, list_images, probe
+from kerascv_suite.data.formats.common import StemAllocator, list_images, probe
 from kerascv_suite.data.image_io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, write_image
 
 

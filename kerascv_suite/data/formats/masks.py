@@ -15,8 +15,8 @@ import numpy as np
 
 from kerascv_suite.data.dataset import RecordDataset
 from kerascv_suite.data.errors import BadImageError, DataError
-from kerascv_suite.data.formats._common import (LABELS_FILE, StemAllocator, list_images, probe,
-                                                read_labels, split_background, write_labels)
+from kerascv_suite.data.formats.common import (LABELS_FILE, StemAllocator, list_images, probe,
+                                               read_labels, split_background, write_labels)
 from kerascv_suite.data.image_io import DEFAULT_MAX_PIXELS, read_mask, write_image, write_mask
 
 

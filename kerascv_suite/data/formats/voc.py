@@ -20,9 +20,9 @@ import numpy as np
 
 from kerascv_suite.data.dataset import RecordDataset, clean_boxes
 from kerascv_suite.data.errors import AnnotationError, DataError
-from kerascv_suite.data.formats._common import (LABELS_FILE, StemAllocator, check_policy,
-                                                number, probe, read_labels, split_background,
-                                                unknown_class, write_labels)
+from kerascv_suite.data.formats.common import (LABELS_FILE, StemAllocator, check_policy,
+                                               number, probe, read_labels, split_background,
+                                               unknown_class, write_labels)
 from kerascv_suite.data.image_io import DEFAULT_MAX_PIXELS, write_image, write_mask
 from kerascv_suite.data.paths import safe_join
 

@@ -36,7 +36,11 @@ MODEL_NAMES = {"A": "vgg11", "A-LRN": "vgg11_lrn", "B": "vgg13", "C": "vgg16_c",
 LRN_ARGS = dict(size=5, alpha=1e-4, beta=0.75, k=2.0, alpha_convention="paper")
 
 
-def _parse_conv(entry):
+def parse_conv(entry):
+    """`(filters, kernel_size)` of a configuration entry: `"conv3-64"` -> `(64, 3)`.
+
+    The paper's notation (Table 1): `conv<receptive field size>-<number of channels>`.
+    """
     kind, filters = entry.split("-")
     return int(filters), int(kind[len("conv") :])
 
@@ -93,7 +97,7 @@ def vgg(
                 x = LocalResponseNormalization(**LRN_ARGS, name=f"block{block}_lrn")(x)
                 continue
             conv_index += 1
-            filters, kernel = _parse_conv(entry)
+            filters, kernel = parse_conv(entry)
             x = keras.layers.Conv2D(
                 filters, kernel, activation="relu", padding="same",
                 name=f"block{block}_conv{conv_index}",
