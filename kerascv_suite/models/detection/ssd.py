@@ -6,7 +6,7 @@ from kerascv_suite.bounding_box import SSD300, SSD512
 from kerascv_suite.bounding_box.anchors import boxes_per_location
 from kerascv_suite.layers.l2_normalization import L2Normalization
 from kerascv_suite.models.classification.vgg import CONFIGS as VGG_CONFIGS
-from kerascv_suite.models.classification.vgg import _parse_conv
+from kerascv_suite.models.classification.vgg import parse_conv
 from kerascv_suite.models.common import finish_model, image_input
 from kerascv_suite.models.registry import register_model
 
@@ -135,7 +135,7 @@ def ssd(
     sources = []
     for block, entries in enumerate(VGG_CONFIGS["D"], start=1):
         for index, entry in enumerate(entries, start=1):
-            n, kernel = _parse_conv(entry)
+            n, kernel = parse_conv(entry)
             x = conv(x, filters(n), kernel, f"block{block}_conv{index}", padding="same")
         if block == 4:
             sources.append(L2Normalization(20.0, name="conv4_3_norm")(x))
