@@ -18,8 +18,6 @@ from kerascv_suite.apps import export_cmd
 from kerascv_suite.apps import models_cmd
 from kerascv_suite.apps import segment_cmd
 from kerascv_suite.apps import train_cmd
-from kerascv_suite.apps import train_detector_cmd
-from kerascv_suite.apps import train_keypoints_cmd
 from kerascv_suite.apps import ui_cmd
 
 # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) drowns the command's own output.
@@ -35,16 +33,14 @@ def main():
 _MODULES = (
     models_cmd,
     data_cmd,
-    train_cmd,
     evaluate_cmd,
     evaluate_detections_cmd,
     export_cmd,
     cam_cmd,
     ui_cmd,
     segment_cmd,
-    train_keypoints_cmd,
     detect_cmd,
-    train_detector_cmd,
+    train_cmd,  # kcv train and its task aliases train-detector/-segmenter/-keypoints
 )
 for _module in _MODULES:
     for _command in _module.COMMANDS:

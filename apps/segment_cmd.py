@@ -1,58 +1,9 @@
-"""`kcv train-segmenter`, `kcv segment FOLDER`, `kcv evaluate-segmentation GT PRED`."""
+"""`kcv segment FOLDER`, `kcv evaluate-segmentation GT PRED` (`kcv train-segmenter` is an
+alias of `kcv train`, in train_cmd)."""
 
 import json
 
 import click
-
-from kerascv_suite.apps import train_cmd
-from kerascv_suite.apps.options import shapes_count_option
-from kerascv_suite.pipelines.train_segmenter import FORMATS, LOSSES
-
-# `kcv train`'s options, less those whose meaning or default differs for segmentation.
-_SHARED = train_cmd.shared_options("model", "data", "format")
-_FIXED_ON_RESUME = train_cmd.FIXED_ON_RESUME + ("loss", "width", "shapes_count")
-
-
-def _train_segmenter(config_path, resume, **options):
-    """Train a segmentation model (per-epoch validation mIoU, pixel accuracy and per-class
-    IoU to MLflow; test-split overlays in the report).
-
-    \b
-    Examples:
-      kcv train-segmenter --config pipelines/recipes/unet_shapes.yaml
-      kcv train-segmenter --model unet --width 0.25 --image-size 64 --epochs 10
-      kcv train-segmenter --model fcn8s --data ./VOC2012 --format voc --loss ce+dice
-      kcv train-segmenter --resume          # continue the latest interrupted run
-    """
-    from kerascv_suite.pipelines import train_segmenter as pipeline
-
-    result = train_cmd.run_training(pipeline, config_path, resume, options, _FIXED_ON_RESUME)
-    train_cmd.echo_result(result, {"test_miou": "test mIoU",
-                                   "test_pixel_accuracy": "pixel accuracy"})
-
-
-train_segmenter_command = click.Command(
-    "train-segmenter",
-    callback=_train_segmenter,
-    help=_train_segmenter.__doc__,
-    params=[
-        click.Option(["--model"], default=None,
-                     help="Segmentation model: unet, fcn8s, fcn16s, fcn32s, segnet, "
-                          "deconvnet... [unet]."),
-        click.Option(["--data"], default=None, help="'shapes' (built in) or a dataset folder "
-                                                   "[shapes]."),
-        click.Option(["--format", "format"], type=click.Choice(FORMATS), default=None,
-                     help="Format of a dataset folder [detected]."),
-        click.Option(["--loss"], type=click.Choice(LOSSES), default=None,
-                     help="Cross-entropy (255 ignored), Dice, or both [ce]."),
-        click.Option(["--width"], type=click.FloatRange(min=0, min_open=True), default=None,
-                     help="Filter multiplier of the model (0.25: a quarter of the paper's)."),
-        shapes_count_option(),
-        click.Option(["--project"], default=None, help="Parent folder of run folders "
-                                                      "[runs/segment]."),
-        *_SHARED,
-    ],
-)
 
 
 @click.command("segment")
@@ -138,4 +89,4 @@ def evaluate_segmentation_command(gt_masks, pred_masks, num_classes, class_names
         raise click.ClickException("No predicted mask matched a ground-truth mask by stem.")
 
 
-COMMANDS = (train_segmenter_command, segment_command, evaluate_segmentation_command)
+COMMANDS = (segment_command, evaluate_segmentation_command)

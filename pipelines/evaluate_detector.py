@@ -43,7 +43,8 @@ class DetectorEvalConfig:
             model's (the papers' low thresholds, as mAP needs).
         shapes_count, seed: size and seed of the built-in shapes split (the seed of
             `kcv train-detector`'s shapes data, so its test split is the one trained for).
-        max_proposals: selective-search proposals per image (Fast R-CNN, R-CNN).
+        max_proposals: selective-search proposals per image (Fast R-CNN, R-CNN); None
+            keeps the detector's (what it was trained with).
     """
 
     model: str
@@ -57,7 +58,7 @@ class DetectorEvalConfig:
     max_detections: int | None = None
     shapes_count: int = SHAPES_COUNT
     seed: int = 0
-    max_proposals: int = 300
+    max_proposals: int | None = None
 
     def __post_init__(self):
         if self.format is not None and self.format not in DATA_FORMATS:
@@ -114,25 +115,17 @@ class DetectorEvalResult:
 def load_split(config, size):
     """The dataset to evaluate (a `kerascv_suite.data.Dataset`)."""
     from kerascv_suite.data import list_splits, make_shapes, read_dataset
+    from kerascv_suite.data.splits import check_folder, detect_format
 
     if config.data == "shapes":
         return make_shapes(config.shapes_count, size, seed=config.seed, split=config.split)
-    root = Path(config.data)
-    if not root.exists():
-        raise FileNotFoundError(f"--data must be 'shapes' or a dataset folder. "
-                                f"Received: data={config.data!r}")
-    fmt = config.format or _detect_format(root)
+    root = check_folder(config.data, "shapes")
+    fmt = config.format or detect_format(root, "detection")
     splits = [s for s in list_splits(root, fmt) if s is not None]
     if splits and config.split not in splits:
         raise ValueError(f"{root} has no split {config.split!r}; it has {splits}. "
                          f"Received: split={config.split!r}")
     return read_dataset(root, fmt, config.split if splits else None)
-
-
-def _detect_format(root):
-    from kerascv_suite.pipelines.train_detector import detect_format
-
-    return detect_format(root)
 
 
 def check_classes(detector_classes, model_names, dataset, data):
@@ -145,60 +138,21 @@ def check_classes(detector_classes, model_names, dataset, data):
                          "the classes the detector was trained on.")
 
 
-def predict_dataset(detector, dataset, batch_size, log=print):
-    """Per-image ground truth and detections in each image's own pixels.
-
-    Returns:
-        dict of lists: `gt_boxes`, `gt_classes`, `gt_ignore` (crowd / difficult), `boxes`,
-        `scores`, `classes`.
-    """
-    from kerascv_suite.data.dataset import batches, log_skipped
-    from kerascv_suite.pipelines.detect_folder import to_original
-    from kerascv_suite.pipelines.folder_io import resize_image
-
-    size = detector.input_size
-    out = {key: [] for key in ("gt_boxes", "gt_classes", "gt_ignore", "boxes", "scores",
-                               "classes")}
-    for batch in batches(dataset, batch_size):
-        images = np.stack([resize_image(s["image"][..., :3] if s["image"].shape[-1] >= 3
-                                        else np.repeat(s["image"], 3, -1), size)
-                           for s in batch])
-        count = len(images)
-        if count < batch_size:  # one input shape: no re-trace for the last batch
-            images = np.concatenate([images, np.zeros((batch_size - count, *images.shape[1:]),
-                                                      images.dtype)])
-        result = detector.predict(images)
-        for i, sample in enumerate(batch):
-            n = int(result["num_detections"][i])
-            out["boxes"].append(to_original(result["boxes"][i, :n], sample["image"].shape[:2],
-                                            size))
-            out["scores"].append(np.asarray(result["scores"][i, :n], np.float64))
-            out["classes"].append(np.asarray(result["classes"][i, :n], np.int64))
-            classes = np.asarray(sample["classes"], np.int64).reshape(-1)
-            out["gt_boxes"].append(np.asarray(sample["boxes"], np.float64).reshape(-1, 4))
-            out["gt_classes"].append(classes)
-            ignore = np.zeros(len(classes), bool)
-            for key in ("iscrowd", "crowd", "difficult"):
-                if key in sample:
-                    ignore |= np.asarray(sample[key], bool).reshape(-1)
-            out["gt_ignore"].append(ignore)
-    if not out["boxes"]:
-        raise ValueError("The evaluation split is empty; nothing to evaluate.")
-    log_skipped(dataset, log)
-    return out
-
-
 def run(config: DetectorEvalConfig, *, model=None, log=print) -> DetectorEvalResult:
-    """Loads the detector and the data, predicts, scores, and optionally writes the report.
+    """Loads the detector and the data, scores it with the detection task's one evaluation
+    path (`kerascv_suite.tasks.detection.evaluate_detector`, the code that scores the test
+    split at the end of training), and optionally writes the report.
 
     Raises:
         ValueError: a model that is not a detector, a class-count mismatch between detector
             and data, an unknown split.
         FileNotFoundError: a data folder or model file that does not exist.
     """
-    from kerascv_suite.metrics.detection import coco_evaluate_arrays, voc_evaluate
+    from kerascv_suite.data.dataset import log_skipped
     from kerascv_suite.models.detection.inference import Detector, is_detector
+    from kerascv_suite.models.metadata import describe
     from kerascv_suite.models.resolve import get_model
+    from kerascv_suite.tasks.detection import evaluate_detector
 
     model = model if model is not None else get_model(config.model)
     if not is_detector(model):
@@ -208,18 +162,12 @@ def run(config: DetectorEvalConfig, *, model=None, log=print) -> DetectorEvalRes
                         max_detections=config.max_detections,
                         max_proposals=config.max_proposals)
     dataset = load_split(config, detector.input_size)
-    check_classes(detector.num_classes, getattr(model, "class_names", None), dataset,
+    check_classes(detector.num_classes, describe(model).get("class_names"), dataset,
                   config.data)
-    p = predict_dataset(detector, dataset, config.batch_size, log=log)
-    num_classes = detector.num_classes
-    coco = coco_evaluate_arrays(p["gt_boxes"], p["gt_classes"], p["boxes"], p["scores"],
-                                p["classes"], num_classes, gt_crowd=p["gt_ignore"])
-    voc = {use_07: voc_evaluate(p["gt_boxes"], p["gt_classes"], p["boxes"], p["scores"],
-                                p["classes"], num_classes, gt_difficult=p["gt_ignore"],
-                                use_07_metric=use_07)
-           for use_07 in (True, False)}
-    result = DetectorEvalResult(config, list(dataset.class_names), len(p["boxes"]), coco,
-                                voc[True], voc[False])
+    scores = evaluate_detector(detector, dataset, list(dataset.class_names), config.batch_size)
+    log_skipped(dataset, log)
+    result = DetectorEvalResult(config, list(dataset.class_names), len(scores.predictions.boxes),
+                                scores.coco, scores.voc07, scores.voc)
     if config.out:
         write_outputs(result, Path(config.out))
     return result
@@ -229,9 +177,9 @@ def plot_class_pr(coco_result, k, name, path):
     """One class's precision-recall curves at IoU 0.50, 0.75 and each other COCO
     threshold (all areas, 100 detections; COCOeval's interpolated precision)."""
     from kerascv_suite.metrics.detection import IOU_THRESHOLDS, RECALL_THRESHOLDS
-    from kerascv_suite.training.plots import _pyplot
+    from kerascv_suite.visualization.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     column = list(coco_result.category_ids).index(k)
     for t, iou in enumerate(IOU_THRESHOLDS):
@@ -254,7 +202,7 @@ def plot_class_pr(coco_result, k, name, path):
 
 def write_outputs(result, out):
     """`report.json`, `pr_curves.png` (every class at IoU 0.5) and `pr_<class>.png`."""
-    from kerascv_suite.training.detection_report import plot_pr_curves
+    from kerascv_suite.visualization import plot_pr_curves
 
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "pr_curves.png"]

@@ -1,0 +1,159 @@
+"""The `Task` interface: what a task (classification, detection, ...) supplies to the runner.
+
+`kerascv_suite.training.runner.run(task, config)` owns everything every task shares: the run
+folder, resume, chief/worker handling, the MLflow run and the one finalize step (best
+checkpoint -> test evaluation -> report -> logged and registered model). A task supplies the
+rest through the named methods below; each task is one file in this package.
+
+Adding a task: subclass `Task` in `kerascv_suite/tasks/<task>.py`, give it a config dataclass
+(a `TrainConfig` subclass), implement `load_data`, `build_model`, `compile`, `evaluate`
+and `write_report` (the others have defaults), list it in `kerascv_suite/tasks/__init__.py`
+and give it a CLI alias in `apps/train_cmd.py`.
+
+This module imports neither Keras nor TensorFlow at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from kerascv_suite.tasks.config import TrainConfig
+
+
+@dataclasses.dataclass
+class TaskData:
+    """What `Task.load_data` returns.
+
+    Attributes:
+        splits: the datasets by split name (`"train"`, `"val"`, `"test"`; val may be None).
+        loaders: `DataLoader`s by split name (the ones the task reads batches from).
+        train, val: what `model.fit` gets (tf.data pipelines), val None without a val split.
+        class_names: the names the model's outputs stand for.
+        input_shape: `(height, width, channels)` of the model's input.
+        extra: task-specific state (cached proposals, heatmap sizes, ...).
+    """
+
+    splits: dict
+    loaders: dict
+    class_names: list
+    input_shape: tuple
+    train: Any = None
+    val: Any = None
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def train_loader(self):
+        return self.loaders["train"]
+
+    @property
+    def has_val(self) -> bool:
+        return self.splits.get("val") is not None
+
+    def describe(self) -> str:
+        sizes = ", ".join(f"{name} {len(ds)}" for name, ds in self.splits.items()
+                          if ds is not None)
+        return (f"{len(self.class_names)} classes, {sizes} samples, input "
+                f"{'x'.join(map(str, self.input_shape))}")
+
+    def monitor(self, name):
+        """`name`, or its training-set twin when there is no validation split."""
+        return name if self.has_val else name.removeprefix("val_")
+
+    def close(self):
+        for loader in self.loaders.values():
+            if loader is not None:
+                loader.close()
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """One evaluation of a model on a split (the same for end-of-training and `kcv evaluate`).
+
+    Attributes:
+        metrics: named scores, without a split prefix (`{"accuracy": ...}`, `{"ap50": ...}`).
+        summary: a one-line human summary.
+        sample_inputs, sample_outputs: a couple of model inputs and outputs (the logged
+            model's MLflow signature).
+        details: the task's full result (confusion matrix, COCO result, samples to draw).
+    """
+
+    metrics: dict
+    summary: str
+    sample_inputs: Any = None
+    sample_outputs: Any = None
+    details: Any = None
+
+    def prefixed(self, prefix="test_") -> dict:
+        return {f"{prefix}{name}": float(value) for name, value in self.metrics.items()}
+
+
+class Task:
+    """Base class of the tasks. Subclasses set the class attributes and implement the
+    methods marked "required"."""
+
+    name: str = ""
+    config_class: type = TrainConfig
+    #: the `kcv` alias of `kcv train` for this task (e.g. `train-detector`).
+    command: str = "train"
+    #: printed after "Test:" and "Done": `{metric key: label}`.
+    headline: dict = {}
+
+    # === Data ===
+
+    def load_data(self, config, run_dir: Path, log) -> TaskData:
+        """Required: the splits, loaders and fit datasets of `config.data`."""
+        raise TypeError(f"{type(self).__name__} must implement load_data")
+
+    # === Model ===
+
+    def build_model(self, config, data: TaskData, log):
+        """Required: a fresh (or `--weights`) model for `data`, uncompiled.
+
+        Returns:
+            `(model, transferred)`: `transferred` lists the layers loaded from
+            `config.weights` (what `--freeze backbone` freezes), or None.
+        """
+        raise TypeError(f"{type(self).__name__} must implement build_model")
+
+    def compile(self, model, config, lr, epochs, steps_per_epoch):
+        """Required: compiles `model` with the task's loss over `epochs` epochs at `lr`."""
+        raise TypeError(f"{type(self).__name__} must implement compile")
+
+    def check_model(self, model, config, data: TaskData, source: str):
+        """Raises ValueError when a resumed or `--weights` model cannot train on `data`."""
+
+    def prepare_fit(self, model, config, data: TaskData):
+        """Hook after the model exists (e.g. fit targets that depend on its outputs)."""
+
+    def epoch_callbacks(self, config, data: TaskData, run_dir: Path, tracker) -> list:
+        """Keras callbacks run before each epoch's checkpoint (their `logs` entries are
+        monitored, saved and logged)."""
+        return []
+
+    # === Evaluation and report ===
+
+    def before_evaluation(self, model, config, data: TaskData, best: Path, log):
+        """Hook on the best checkpoint before it is scored (R-CNN fits its SVMs here)."""
+        return model
+
+    def evaluate(self, model, config, data: TaskData, split: str, log) -> Evaluation:
+        """Required: scores `model` on `split`, in original image pixels."""
+        raise TypeError(f"{type(self).__name__} must implement evaluate")
+
+    def write_report(self, evaluation: Evaluation, model, config, data: TaskData, history,
+                     folder: Path) -> list:
+        """Plots and drawings of the test evaluation; returns the paths written."""
+        return []
+
+    def inference_model(self, model, config):
+        """The model to log, register and export (no training state)."""
+        import keras
+
+        return keras.Model(model.inputs, model.outputs, name=model.name)
+
+    def metadata(self, config, data: TaskData) -> dict:
+        """What the trained model remembers about itself (see `models.describe`)."""
+        return {"task": self.name, "class_names": [str(n) for n in data.class_names],
+                "name": config.model_name, "input_shape": list(data.input_shape)}
