@@ -41,17 +41,37 @@ class ModelSpec:
     test_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def build(self, /, **overrides):
-        return self.builder(**{**self.defaults, **overrides})
+        """Builds the variant; the model carries its metadata (see `models.describe`)."""
+        from kerascv_suite.models.metadata import with_metadata
+
+        arguments = {**self.defaults, **overrides}
+        return with_metadata(self.builder(**arguments), **self.metadata(arguments))
+
+    def metadata(self, arguments) -> dict:
+        """The metadata fields of this variant built with `arguments` (defaults + overrides):
+        task, registry name, builder arguments, and the input shape and preprocessing they
+        (or the builder's defaults) give."""
+        from kerascv_suite.models.metadata import to_json
+
+        fields = {"task": self.task, "name": self.name, "builder_args": to_json(arguments)}
+        for key in ("input_shape", "preprocessing"):
+            value = arguments.get(key, self._builder_default(key))
+            if value is not None:
+                fields[key] = value
+        return fields
+
+    def _builder_default(self, argument):
+        parameter = inspect.signature(self.builder).parameters.get(argument)
+        if parameter is None or parameter.default is inspect.Parameter.empty:
+            return None
+        return parameter.default
 
     @property
     def input_shape(self) -> tuple:
         """The reference input shape: the variant's `input_shape`, else the builder's default."""
-        shape = self.defaults.get("input_shape")
+        shape = self.defaults.get("input_shape") or self._builder_default("input_shape")
         if shape is None:
-            parameter = inspect.signature(self.builder).parameters.get("input_shape")
-            if parameter is None or parameter.default in (None, inspect.Parameter.empty):
-                raise ValueError(f"Model {self.name!r} declares no reference input_shape.")
-            shape = parameter.default
+            raise ValueError(f"Model {self.name!r} declares no reference input_shape.")
         return tuple(shape)
 
 
@@ -107,10 +127,18 @@ def get_spec(name: str) -> ModelSpec:
         ) from None
 
 
+def is_registered(name: str) -> bool:
+    """Whether a model is registered under `name`."""
+    return name in _REGISTRY
+
+
 def build(name: str, /, **overrides: Any):
     """Builds the registered model `name`; `overrides` win over the variant's defaults.
 
     `name` is positional-only, so `build("resnet50", name="my_resnet")` renames the model.
+    The model carries its metadata (`models.describe(model)`): task, registry name, builder
+    arguments (defaults merged with overrides), input shape, preprocessing, and for
+    detectors the decoder's default settings.
 
     Example:
         >>> model = build("vgg16", num_classes=10, input_shape=(64, 64, 3))

@@ -2,7 +2,7 @@
 
 import os
 
-from kerascv_suite.models.registry import _REGISTRY, build, get_spec
+from kerascv_suite.models.registry import build, get_spec, is_registered
 from kerascv_suite.models.weights import is_mlflow_uri
 
 
@@ -19,7 +19,7 @@ def get_model(ref, /, **overrides):
         FileNotFoundError: a `.keras` path that does not exist.
     """
     ref = os.fspath(ref)
-    if ref in _REGISTRY:
+    if is_registered(ref):
         return build(ref, **overrides)
     saved = is_mlflow_uri(ref) or ref.endswith(".keras")
     if saved and overrides:

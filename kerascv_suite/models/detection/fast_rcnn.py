@@ -32,6 +32,8 @@ class FastRCNN(TwoStageDetector):
     `num_detections`).
     """
 
+    family = "fast_rcnn"
+
     def __init__(self, num_classes=20, input_shape=(600, 1000, 3), backbone="vgg16",
                  preprocessing="caffe", roi_head=None, pooling="roi_pool", pool_size=7,
                  head_units=(4096, 4096), head_dropout=0.5, box_matcher=None,

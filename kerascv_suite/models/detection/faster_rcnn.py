@@ -45,9 +45,11 @@ class FasterRCNN(TwoStageDetector):
         input_shape: `(height, width, 3)`, static (anchors and RoI pooling need it).
         backbone: `"vgg16"`, `"resnet50"` or `"small"` (see `stride16_backbone`).
         preprocessing: in-model preprocessing mode (images are RGB in [0, 255]).
-        score_threshold, nms_threshold, max_detections: the inference post-processing
-            (torchvision's 0.05, 0.5 and 100).
+        score_threshold, nms_threshold, max_detections: the defaults of the inference
+            post-processing (torchvision's 0.05, 0.5 and 100); `call` and `Detector` take
+            others as arguments.
         seed: seed of the anchor and RoI sampling.
+        metadata: the model's metadata fields (`models.metadata`; the registry sets them).
 
     Input: `(batch, height, width, 3)` images, or a batch dict with `images` (and, when
     training, `boxes (batch, N, 4)` xyxy and `classes (batch, N)`, -1 padding).
@@ -61,6 +63,8 @@ class FasterRCNN(TwoStageDetector):
         >>> model.fit(dataset_of_batch_dicts)
         >>> detections = model.predict(images)
     """
+
+    family = "faster_rcnn"
 
     def __init__(self, num_classes=20, input_shape=(600, 1000, 3), backbone="vgg16",
                  preprocessing="caffe", anchor_scales=(128, 256, 512),

@@ -11,7 +11,9 @@ from kerascv_suite.layers.roi_align import RoIAlign
 from kerascv_suite.models.classification.alexnet import alexnet
 from kerascv_suite.models.detection import proposals as P
 from kerascv_suite.models.detection.backbones import stride16_backbone
-from kerascv_suite.models.detection.two_stage import sampler_from
+from kerascv_suite.models.detection.two_stage import (decoder_settings, detector_facts,
+                                                      sampler_from)
+from kerascv_suite.models.metadata import HasMetadata, stored_metadata, with_metadata
 from kerascv_suite.models.registry import register_model
 from kerascv_suite.models.weights import load_weights
 
@@ -30,7 +32,7 @@ def _crop_backbone(backbone, warp_size, preprocessing):
 
 
 @keras.saving.register_keras_serializable(package="kerascv_suite")
-class RCNN(keras.Model):
+class RCNN(HasMetadata, keras.Model):
     """R-CNN: each region proposal is warped to a fixed size and classified on its own.
 
     The three stages of the paper (sec. 2):
@@ -55,17 +57,22 @@ class RCNN(keras.Model):
         context_padding: context pixels around the region at the warped size.
         fc_units: sizes of fc6, fc7 (4096 in the paper).
         region_sampler: config of the fine-tuning sampler (128 regions, 25% positive).
-        score_threshold, nms_threshold, max_detections: post-processing.
+        score_threshold, nms_threshold, max_detections: defaults of the post-processing;
+            `call` and `Detector` take others as arguments.
+        metadata: the model's metadata fields (`models.metadata`; the registry sets them).
 
     Output (inference): the detection contract dict.
     """
+
+    family = "rcnn"
 
     def __init__(self, num_classes=20, input_shape=(500, 500, 3), backbone="alexnet",
                  preprocessing="caffe", warp_size=227, context_padding=16,
                  fc_units=(4096, 4096), dropout=0.5, region_sampler=None,
                  fallback_stride=32, fallback_scales=(64, 128, 256), score_threshold=0.05,
-                 nms_threshold=0.3, max_detections=100, seed=None, **kwargs):
+                 nms_threshold=0.3, max_detections=100, seed=None, metadata=None, **kwargs):
         super().__init__(**kwargs)
+        with_metadata(self, **dict(metadata or {}))
         self.num_classes = int(num_classes)
         self.image_shape = tuple(input_shape)
         self.backbone_name = backbone
@@ -142,7 +149,10 @@ class RCNN(keras.Model):
         return (ops.reshape(pool5, (-1, num_rois, pool5.shape[-1])),
                 ops.reshape(x, (-1, num_rois, x.shape[-1])))
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, score_threshold=None, iou_threshold=None,
+             max_detections=None):
+        """The detection contract; the post-processing arguments override the model's
+        defaults for this call (see `TwoStageDetector.call`)."""
         images, proposals, valid = self._proposals(inputs)
         if training:
             return {"proposals": proposals, "proposal_valid": valid}
@@ -151,9 +161,18 @@ class RCNN(keras.Model):
         scores = ops.concatenate([ops.zeros_like(scores[..., :1]), scores], axis=-1)
         deltas = ops.reshape(self.bbox_pred(pool5), (-1, proposals.shape[1], self.num_classes, 4))
         deltas = ops.concatenate([ops.zeros_like(deltas[:, :, :1]), deltas], axis=2)
+        settings = self.decoder_settings(score_threshold, iou_threshold, max_detections)
         return P.detect(scores, deltas, proposals, valid, self.image_shape[:2],
-                        coder=self.box_coder, score_threshold=self.score_threshold,
-                        nms_threshold=self.nms_threshold, max_detections=self.max_detections)
+                        coder=self.box_coder, score_threshold=settings["score_threshold"],
+                        nms_threshold=settings["iou_threshold"],
+                        max_detections=settings["max_detections"])
+
+    def decoder_settings(self, score_threshold=None, iou_threshold=None, max_detections=None):
+        """The post-processing settings of a call: the arguments given, else the model's."""
+        return decoder_settings(self, score_threshold, iou_threshold, max_detections)
+
+    def metadata_facts(self):
+        return detector_facts(self)
 
     # === Fine-tuning loss ===
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -188,6 +207,7 @@ class RCNN(keras.Model):
             "fallback_stride": self.fallback_stride, "fallback_scales": self.fallback_scales,
             "score_threshold": self.score_threshold, "nms_threshold": self.nms_threshold,
             "max_detections": self.max_detections, "seed": self.seed,
+            "metadata": stored_metadata(self),
         }
 
     @classmethod

@@ -8,6 +8,8 @@ from kerascv_suite.layers.l2_normalization import L2Normalization
 from kerascv_suite.models.classification.vgg import CONFIGS as VGG_CONFIGS
 from kerascv_suite.models.classification.vgg import parse_conv
 from kerascv_suite.models.common import finish_model, image_input
+from kerascv_suite.models.detection.detection_output import SSDDecoder
+from kerascv_suite.models.metadata import BOX_FORMAT, decoder_defaults, with_metadata
 from kerascv_suite.models.registry import register_model
 
 PAPER = (
@@ -102,7 +104,9 @@ def ssd(
         A `keras.Model` mapping `(batch, size, size, 3)` RGB images in [0, 255] to
         `(batch, num_default_boxes, 4 + C + 1)`: per default box, the 4 encoded offsets
         then the C + 1 class logits, in the order of `bounding_box.ssd_default_boxes`
-        (8,732 boxes for SSD300, 24,564 for SSD512).
+        (8,732 boxes for SSD300, 24,564 for SSD512). Its metadata (`models.describe`)
+        holds the decoder's settings: the paper's thresholds, `num_classes`, `config` and
+        the `default_boxes` of this network's feature maps.
     """
     if config not in CONFIGS:
         raise ValueError(f"config must be one of {tuple(CONFIGS)}. Received: config={config!r}")
@@ -174,7 +178,12 @@ def ssd(
     loc = keras.layers.Concatenate(axis=1, name="mbox_loc")(locs)
     conf = keras.layers.Concatenate(axis=1, name="mbox_conf")(confs)
     outputs = keras.layers.Concatenate(axis=-1, name="mbox_predictions")([loc, conf])
-    return finish_model(inputs, outputs, name or config, weights)
+    model = finish_model(inputs, outputs, name or config, weights)
+    default_boxes = ssd_default_box_config(config, input_shape[0],
+                                           [source.shape[1] for source in sources])
+    return with_metadata(model, task="detection", preprocessing=preprocessing, decoder={
+        "family": "ssd", "box_format": BOX_FORMAT, **decoder_defaults(SSDDecoder),
+        "num_classes": int(num_classes), "config": config, "default_boxes": default_boxes})
 
 
 def _source_name(tensor):

@@ -6,6 +6,7 @@ from keras import ops
 
 from kerascv_suite.bounding_box import BalancedPositiveNegativeSampler, BoxCoder, Matcher
 from kerascv_suite.losses.rcnn_losses import fast_rcnn_loss
+from kerascv_suite.models.metadata import BOX_FORMAT, HasMetadata, stored_metadata, with_metadata
 from kerascv_suite.models.detection import proposals as P
 from kerascv_suite.models.detection.backbones import stride16_backbone
 from kerascv_suite.models.detection.roi_heads import RoIBoxHead
@@ -24,14 +25,37 @@ def sampler_from(value, default_size, default_fraction, seed_generator):
         value.get("positive_fraction", default_fraction), seed=seed_generator)
 
 
+def decoder_settings(model, score_threshold=None, iou_threshold=None, max_detections=None):
+    """`{"score_threshold", "iou_threshold", "max_detections"}`: the values given, else those
+    of `model` (an R-CNN-family detector: `score_threshold`, `nms_threshold`,
+    `max_detections` attributes)."""
+    return {
+        "score_threshold": float(model.score_threshold if score_threshold is None
+                                 else score_threshold),
+        "iou_threshold": float(model.nms_threshold if iou_threshold is None
+                               else iou_threshold),
+        "max_detections": int(model.max_detections if max_detections is None
+                              else max_detections),
+    }
+
+
+def detector_facts(model):
+    """The metadata an R-CNN-family detector's constructor arguments determine."""
+    return {"task": "detection", "input_shape": model.image_shape,
+            "preprocessing": model.preprocessing,
+            "decoder": {"family": model.family, "box_format": BOX_FORMAT,
+                        "num_classes": model.num_classes, **decoder_settings(model)}}
+
+
 def _part_config(part):
     return None if part is None else part.get_config()
 
 
-class TwoStageDetector(keras.Model):
+class TwoStageDetector(HasMetadata, keras.Model):
     """Base of the R-CNN detectors that pool RoIs from one backbone pass.
 
-    Subclasses implement `_proposals(inputs, features, training)` returning
+    Subclasses set `family` (the `decoder["family"]` of their metadata) and implement
+    `_proposals(inputs, features, training)` returning
     `(proposals (batch, R, 4), valid (batch, R), extras dict)` and may add losses in
     `_extra_losses(extras, gt, training)`.
 
@@ -40,13 +64,22 @@ class TwoStageDetector(keras.Model):
     needs (features, proposals, RPN outputs). `compute_loss` reads the ground truth from the
     batch (see `proposals.gt_from_batch`), samples RoIs, runs the box head on them and adds
     the multi-task loss, so `model.fit` works on every backend without a custom train step.
+
+    `score_threshold`, `nms_threshold` and `max_detections` are the defaults of the
+    inference post-processing; `call` takes other values as arguments
+    (`models.detection.Detector` passes them), so running with other settings never changes
+    the model. `metadata` holds the model's metadata (see `models.metadata`); its task,
+    input shape, preprocessing and decoder settings are read from the arguments above.
     """
+
+    family = None
 
     def __init__(self, num_classes, input_shape, backbone, preprocessing, pooling, pool_size,
                  head_units, head_dropout, box_matcher, box_sampler, box_coder, bg_iou_low,
                  score_threshold, nms_threshold, max_detections, classifier_activation,
-                 roi_head, seed, **kwargs):
+                 roi_head, seed, metadata=None, **kwargs):
         super().__init__(**kwargs)
+        with_metadata(self, **dict(metadata or {}))
         if classifier_activation not in ("softmax", "sigmoid"):
             raise ValueError("classifier_activation must be 'softmax' or 'sigmoid'. "
                              f"Received: classifier_activation={classifier_activation!r}")
@@ -83,22 +116,39 @@ class TwoStageDetector(keras.Model):
     def _features(self, inputs, training):
         return self.backbone(P.images_from_batch(inputs), training=training)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, score_threshold=None, iou_threshold=None,
+             max_detections=None):
+        """The detection contract (or, with `training=True`, the tensors the loss needs).
+
+        `score_threshold`, `iou_threshold` (NMS) and `max_detections`: post-processing of
+        this call; None uses the model's defaults.
+        """
         features = self._features(inputs, training)
         proposals, valid, extras = self._proposals(inputs, features, bool(training))
         if training:
             return {"features": features, "proposals": proposals, "proposal_valid": valid,
                     **extras}
-        return self.detect_from(features, proposals, valid)
+        return self.detect_from(features, proposals, valid, score_threshold=score_threshold,
+                                iou_threshold=iou_threshold, max_detections=max_detections)
 
-    def detect_from(self, features, proposals, valid, training=False):
+    def detect_from(self, features, proposals, valid, training=False, score_threshold=None,
+                    iou_threshold=None, max_detections=None):
         """Box head on `proposals` then per-class decode + NMS (the detection contract)."""
         logits, deltas = self.roi_head([features, proposals], training=training)
         scores = (ops.softmax(logits, axis=-1) if self.classifier_activation == "softmax"
                   else ops.sigmoid(logits))
+        settings = self.decoder_settings(score_threshold, iou_threshold, max_detections)
         return P.detect(scores, deltas, proposals, valid, self.image_shape[:2],
-                        coder=self.box_coder, score_threshold=self.score_threshold,
-                        nms_threshold=self.nms_threshold, max_detections=self.max_detections)
+                        coder=self.box_coder, score_threshold=settings["score_threshold"],
+                        nms_threshold=settings["iou_threshold"],
+                        max_detections=settings["max_detections"])
+
+    def decoder_settings(self, score_threshold=None, iou_threshold=None, max_detections=None):
+        """The post-processing settings of a call: the arguments given, else the model's."""
+        return decoder_settings(self, score_threshold, iou_threshold, max_detections)
+
+    def metadata_facts(self):
+        return detector_facts(self)
 
     # === Loss ===
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -141,7 +191,7 @@ class TwoStageDetector(keras.Model):
             "max_detections": self.max_detections,
             "classifier_activation": self.classifier_activation,
             "roi_head": keras.saving.serialize_keras_object(self.roi_head),
-            "seed": self.seed,
+            "seed": self.seed, "metadata": stored_metadata(self),
         }
 
     @classmethod

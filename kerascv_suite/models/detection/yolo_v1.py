@@ -3,7 +3,8 @@
 import keras
 
 from kerascv_suite.models.common import finish_model, image_input
-from kerascv_suite.models.detection.detection_output import YoloV1Output
+from kerascv_suite.models.detection.detection_output import YoloV1Decoder, YoloV1Output
+from kerascv_suite.models.metadata import BOX_FORMAT, decoder_defaults, with_metadata
 from kerascv_suite.models.registry import register_model
 
 PAPER = (
@@ -88,7 +89,8 @@ def yolo_v1(
 
     Returns:
         A `keras.Model` mapping `(batch, height, width, 3)` RGB images in [0, 255] to
-        `(batch, S, S, B * 5 + C)`.
+        `(batch, S, S, B * 5 + C)`. Its metadata (`models.describe`) holds the decoder's
+        settings (darknet's thresholds, `num_boxes`, `num_classes`, `image_size`).
     """
     if backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {tuple(BACKBONES)}. "
@@ -136,7 +138,11 @@ def yolo_v1(
             x = keras.layers.Dropout(dropout, name="fc1_dropout")(x)
         x = keras.layers.Dense(grid_size * grid_size * depth, name="predictions")(x)
     x = YoloV1Output(grid_size, num_boxes, num_classes, name="yolo_output")(x)
-    return finish_model(inputs, x, name or f"yolo_v1_{backbone}", weights)
+    model = finish_model(inputs, x, name or f"yolo_v1_{backbone}", weights)
+    return with_metadata(model, task="detection", preprocessing=preprocessing, decoder={
+        "family": "yolo_v1", "box_format": BOX_FORMAT, **decoder_defaults(YoloV1Decoder),
+        "num_classes": int(num_classes), "num_boxes": int(num_boxes),
+        "grid_size": int(grid_size), "image_size": [int(d) for d in input_shape[:2]]})
 
 
 # Parameters at 448x448, S=7, B=2, C=20, by hand from Fig. 3 (weights + biases):
