@@ -144,13 +144,15 @@ class Tracker:
     def start(self, run_id=None, run_name=None, tags=None):
         """Starts a new run, or continues `run_id` (a resumed training run)."""
         import mlflow
-        from mlflow.tracking._tracking_service import utils
 
         # The fluent API (start_run, log_model) reads a process-wide URI, and setting it also
         # sets MLFLOW_TRACKING_URI; both are restored by `end` so a later run in the same
-        # process (a notebook, a test) resolves its store afresh.
-        self._saved_uri = (getattr(utils, "_tracking_uri", None),
-                           os.environ.get("MLFLOW_TRACKING_URI"))
+        # process (a notebook, a test) resolves its store afresh. MLflow's public getter
+        # falls back to the environment: a URI equal to the environment's is restored by
+        # restoring the environment (None: nothing was set with `set_tracking_uri`).
+        environ = os.environ.get("MLFLOW_TRACKING_URI")
+        explicit = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+        self._saved_uri = (None if explicit == environ else explicit, environ)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_experiment(self.experiment)
         if mlflow.active_run() is not None:
