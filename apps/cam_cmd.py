@@ -61,44 +61,42 @@ def cam_command(images, model, out, class_index, input_shape, num_classes, alpha
       kcv cam --model models:/resnet-flowers@champion photos/ --out cams/
       kcv cam --model squeezenet1_1 cat.jpg --out cams/ --class-index 3
     """
-    import cv2
-    import numpy as np
-
-    from kerascv_suite.analysis.cam import class_activation_map, find_cam_head, overlay_heatmap
+    from kerascv_suite.analysis.cam import explain_images
     from kerascv_suite.data.errors import BadImageError
     from kerascv_suite.data.image_io import decode_image, write_image
 
     keras_model = resolve_model(model, "--model", input_shape, num_classes)
-    try:
-        find_cam_head(keras_model)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--model") from e
-    height, width, channels = keras_model.inputs[0].shape[1:]
+    channels = keras_model.inputs[0].shape[-1]
     num_outputs = keras_model.outputs[0].shape[-1]
     if class_index is not None and class_index >= num_outputs:
         raise click.BadParameter(
             f"the model has {num_outputs} classes. Received: --class-index {class_index}",
             param_hint="--class-index")
+    read, failed = [], []  # the paths of the images decoded, in order; the others
+
+    def decoded():
+        for path in _expand(images):
+            try:
+                image = decode_image(path, channels=1 if channels == 1 else 3)
+            except BadImageError as e:
+                failed.append(path)
+                click.echo(f"skipped {path}: {e}", err=True)
+                continue
+            read.append(path)
+            yield image
+
+    try:
+        results = explain_images(keras_model, decoded(), class_index, alpha=alpha)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--model") from e
     os.makedirs(out, exist_ok=True)
-    rows, used, failed = [], set(), []
-    for path in _expand(images):
-        try:
-            image = decode_image(path, channels=1 if channels == 1 else 3)
-        except BadImageError as e:
-            failed.append(path)
-            click.echo(f"skipped {path}: {e}", err=True)
-            continue
-        size = (width or image.shape[1], height or image.shape[0])
-        resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA).reshape(
-            size[1], size[0], image.shape[-1])
-        probs = np.asarray(keras_model.predict(resized[None].astype("float32"), verbose=0))[0]
-        cam, explained = class_activation_map(keras_model, resized[None], class_index,
-                                              return_class_index=True)
+    rows, used = [], set()
+    for i, result in enumerate(results):  # result i is image read[i]
+        path = read[i]
         target = _out_name(out, path, used)
-        write_image(target, overlay_heatmap(image, cam[0], alpha=alpha))
-        k = int(explained[0])
-        rows.append({"image": path, "overlay": target, "class_index": k,
-                     "score": float(probs[k]), "top_class": int(np.argmax(probs))})
+        write_image(target, result.overlay)
+        rows.append({"image": path, "overlay": target, "class_index": result.class_index,
+                     "score": result.score, "top_class": result.top_class})
     if output_format == "json":
         click.echo(json.dumps(rows, indent=2))
     else:

@@ -5,26 +5,11 @@ model inputs and batched ahead of the model; background writer threads
 (`folder_io.predict_and_write`) map the predictions back and write the outputs, so disk
 writes overlap the next batch's compute.
 
-Two ways to fit an image of any size to the model's input (`mode`):
-    resize  the whole image is resized to the input (what models trained on whole, resized
-            images expect: the recipes here). The class map is taken (argmax) at the
-            model's resolution and resized to the original size with nearest neighbour,
-            which keeps class ids intact and costs a fraction of resizing `K` probability
-            planes (the model resolved nothing finer than its output grid anyway).
-    tile    overlapping windows of the input size (`tile_overlap` of a side shared by
-            neighbours) cover the image at its native resolution (for large images, and
-            models trained on crops). The image is reflect-padded to the grid, centred, so
-            border pixels have context and images smaller than a tile work. Per-pixel class
-            probabilities are averaged over the tiles covering the pixel: the model's output
-            is a probability (softmax), and the mean of probabilities is the usual ensemble
-            of predictions, bounded where logits of an over-confident edge tile are not.
-            (The argmax of the per-pixel sum equals that of the mean, as every class of a
-            pixel has the same count, so only sums are kept.) The padded map is cropped
-            back to exactly the original size. Tiles of several images share batches.
-    auto    tile images more than twice the input size along a side (resizing would
-            shrink them more than twofold there), resize the others.
-The default is `resize`: a tool cannot know the scale a model was trained at, and the
-models trained here saw whole resized images.
+How an image of any size meets the model's input (`mode`: resize, tile or auto; resize by
+default, as a tool cannot know the scale a model was trained at, and the models trained here
+saw whole resized images) is `kerascv_suite.models.segmentation.inference`'s: this module
+reads the folder, hands each image's model inputs to the stream, and writes what the
+stitched class maps give. Tiles of several images share batches.
 
 Outputs in `out`, per image (named by file stem; two files sharing a stem keep their
 extension in the name, `a_png`):
@@ -47,20 +32,23 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import functools
 import json
-import math
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from kerascv_suite.models.segmentation.inference import (MODES, MaskStitcher, class_counts,
+                                                         cut_tiles, model_input_size,
+                                                         model_inputs)
 from kerascv_suite.pipelines.folder_io import (BatchStream, atomic_write, list_files,
-                                               output_names, predict_and_write, resize_image,
-                                               skip_report, write_skipped)
+                                               output_names, predict_and_write, skip_report,
+                                               write_skipped)
+from kerascv_suite.visualization import overlay_mask, overlay_panel, palette_array
 
-MODES = ("resize", "tile", "auto")
+# Importers not yet on the library: pipelines/train_segmenter.py (overlay_panel) and
+# benchmarks/segment_folder.py (cut_tiles).
+__all__ = ["SegmentConfig", "SegmentResult", "cut_tiles", "overlay_panel", "run"]
 # A model input's id in the stream: image index * _MAX_TILES + tile number.
 _MAX_TILES = 1 << 24
 
@@ -78,7 +66,7 @@ class SegmentConfig:
         class_names: names of the mask values for the fractions (None: `0..K-1`).
         alpha: opacity of the mask in the overlays.
         image_size: input side when the model's input size is not fixed.
-        mode: "resize", "tile" or "auto" (see the module docstring).
+        mode: "resize", "tile" or "auto" (see `models.segmentation.inference`).
         tile_overlap: fraction of a tile's side shared with its neighbour, in `[0, 1)`.
         decode_threads: parallel decodes (None: one per core, at most 4).
         write_threads: background writer threads.
@@ -126,48 +114,7 @@ class SegmentResult:
         return self.written / self.seconds if self.seconds else 0.0
 
 
-# === Drawing ===
-
-
-@functools.cache
-def palette_array():
-    """`(256, 3)` uint8 VOC colours (index = class id)."""
-    from kerascv_suite.data import voc_palette
-
-    array = np.asarray(voc_palette(), np.uint8).reshape(256, 3)
-    array.flags.writeable = False  # shared by every call
-    return array
-
-
-def colorize(mask):
-    """`(height, width)` class ids -> `(height, width, 3)` VOC colours."""
-    return palette_array()[np.asarray(mask, np.uint8)]
-
-
-def overlay(image, mask, alpha=0.5):
-    """The image with the coloured mask blended over it; background (0) stays unchanged."""
-    import cv2
-
-    image = np.ascontiguousarray(image, np.uint8)
-    if image.shape[-1] == 1:
-        image = np.repeat(image, 3, axis=-1)
-    mask = np.ascontiguousarray(mask, np.uint8)
-    # OpenCV throughout (a per-channel lookup table, a blend that rounds like numpy, a
-    # masked copy): several times less CPU than numpy indexing, and the writer threads
-    # share the cores with the model.
-    colours = cv2.LUT(cv2.merge((mask, mask, mask)), palette_array().reshape(256, 1, 3))
-    blended = cv2.addWeighted(image, 1 - alpha, colours, alpha, 0)
-    out = image.copy()
-    cv2.copyTo(blended, mask, out)  # only where the mask is not background
-    return out
-
-
-def overlay_panel(image, truth, prediction, alpha=0.5):
-    """`image | ground truth overlay | prediction overlay`, side by side (training reports)."""
-    return np.concatenate([np.asarray(image[..., :3] if image.shape[-1] >= 3 else
-                                      np.repeat(image, 3, axis=-1), np.uint8),
-                           overlay(image, np.where(truth == 255, 0, truth), alpha),
-                           overlay(image, prediction, alpha)], axis=1)
+# === Files ===
 
 
 def write_palette_png(path, mask):
@@ -181,118 +128,6 @@ def write_palette_png(path, mask):
     image.save(path, format="PNG", compress_level=3)
 
 
-# === Tiles ===
-
-
-def tile_origins(length, tile, overlap):
-    """Start offsets of overlapping windows along one axis, and the length they cover.
-
-    Windows step by `round(tile * (1 - overlap))` (at least 1 pixel); there are just
-    enough to cover `length` (one when `length <= tile`).
-
-    Returns:
-        `(origins, covered)`: the list of offsets and `origins[-1] + tile >= length`.
-    """
-    stride = max(1, round(tile * (1 - overlap)))
-    count = 1 if length <= tile else math.ceil((length - tile) / stride) + 1
-    origins = [i * stride for i in range(count)]
-    return origins, origins[-1] + tile
-
-
-@dataclasses.dataclass
-class TileLayout:
-    """Where an image's tiles lie: origins in the padded image, its size and the offset of
-    the original image in it."""
-
-    origins: list  # [(y, x)]
-    tile: tuple  # (height, width)
-    padded: tuple  # (height, width)
-    offset: tuple  # (top, left)
-    size: tuple  # original (height, width)
-
-
-def plan_tiles(size, tile, overlap):
-    """The `TileLayout` of an image of `size` `(height, width)` cut into `tile` windows."""
-    ys, padded_h = tile_origins(size[0], tile[0], overlap)
-    xs, padded_w = tile_origins(size[1], tile[1], overlap)
-    return TileLayout([(y, x) for y in ys for x in xs], tuple(tile), (padded_h, padded_w),
-                      ((padded_h - size[0]) // 2, (padded_w - size[1]) // 2), tuple(size))
-
-
-def cut_tiles(image, tile, overlap):
-    """`image` `(height, width, channels)` -> `(tiles (n, th, tw, channels), TileLayout)`;
-    the image is reflect-padded (centred) to the area the tiles cover."""
-    import cv2
-
-    layout = plan_tiles(image.shape[:2], tile, overlap)
-    (top, left), (ph, pw) = layout.offset, layout.padded
-    height, width = image.shape[:2]
-    # BORDER_REFLECT_101 (mirror without repeating the edge) also pads past a small
-    # image's own size, where numpy's reflect would need several passes.
-    padded = cv2.copyMakeBorder(image, top, ph - height - top, left, pw - width - left,
-                                cv2.BORDER_REFLECT_101).reshape(ph, pw, image.shape[-1])
-    tiles = np.stack([padded[y:y + tile[0], x:x + tile[1]] for y, x in layout.origins])
-    return tiles, layout
-
-
-def uses_tiles(size, tile, mode):
-    """Whether an image of `size` is tiled under `mode` (see the module docstring)."""
-    if mode == "auto":
-        return size[0] > 2 * tile[0] or size[1] > 2 * tile[1]
-    return mode == "tile"
-
-
-class _Image:
-    """An image in flight: its original pixels, and its tiles' summed probabilities until
-    the last tile arrives (tiles reach the writer threads in any order)."""
-
-    def __init__(self, original, layout):
-        self.original = original
-        self.layout = layout
-        self.remaining = len(layout.origins) if layout else 1
-        self.sums = None
-        self.lock = threading.Lock()
-
-    def add(self, number, probabilities):
-        """Adds tile `number`'s `(th, tw, K)` probabilities; returns the `(height, width)`
-        uint8 class map once every tile is in, else None."""
-        if self.layout is None:
-            return class_map(probabilities, self.original.shape[:2])
-        y, x = self.layout.origins[number]
-        th, tw = self.layout.tile
-        if probabilities.shape[:2] != (th, tw):
-            # A model whose output is smaller than its input (valid convolutions) is
-            # stretched over its tile, as resize mode stretches it over the image.
-            import cv2
-
-            probabilities = cv2.resize(probabilities, (tw, th), interpolation=cv2.INTER_LINEAR
-                                       ).reshape(th, tw, probabilities.shape[-1])
-        with self.lock:
-            if self.sums is None:
-                self.sums = np.zeros((*self.layout.padded, probabilities.shape[-1]),
-                                     np.float32)
-            self.sums[y:y + th, x:x + tw] += probabilities
-            self.remaining -= 1
-            if self.remaining:
-                return None
-        (top, left), (height, width) = self.layout.offset, self.layout.size
-        return self.sums[top:top + height, left:left + width].argmax(-1).astype(np.uint8)
-
-
-def class_map(probabilities, size):
-    """`(h, w, K)` probabilities -> `(height, width)` uint8 class ids: the argmax at the
-    model's resolution, resized (nearest) to `size` when it differs."""
-    import cv2
-
-    mask = np.asarray(probabilities).argmax(-1).astype(np.uint8)
-    if mask.shape != tuple(size):
-        mask = cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-    return mask
-
-
-# === Files ===
-
-
 def output_paths(out, name):
     out = Path(out)
     return {"mask": out / "masks" / f"{name}.png",
@@ -303,27 +138,15 @@ def output_paths(out, name):
 # === Pipeline ===
 
 
-def model_input_size(model, image_size=None):
-    height, width = model.input_shape[1:3]
-    if height is None or width is None:
-        if image_size is None:
-            raise ValueError(f"{model.name} takes any input size; pass image_size "
-                             f"(--image-size). Received: input_shape={model.input_shape}")
-        return int(image_size), int(image_size)
-    return int(height), int(width)
-
-
 def make_tile_dataset(paths, size, channels, batch_size, images, failures, mode="resize",
                       overlap=0.25, threads=None):
     """A `folder_io.BatchStream` of `(inputs (batch, h, w, channels) uint8, ids (batch,))`.
 
     Each file becomes one model input (resized) or several (tiles); an input's id is
     `image index * _MAX_TILES + tile number`, and inputs of several images share batches.
-    Decoded images land in `images[index]` (an `_Image`); files that fail to decode land in
-    `failures[index]` (the reason) and add no input.
+    Decoded images land in `images[index]` as `(original RGB image, its MaskStitcher)`;
+    files that fail to decode land in `failures[index]` (the reason) and add no input.
     """
-    import cv2
-
     from kerascv_suite.data import decode_image
 
     height, width = size
@@ -332,32 +155,19 @@ def make_tile_dataset(paths, size, channels, batch_size, images, failures, mode=
     def load(index):
         try:
             image = decode_image(paths[index], channels=3)
-            source = image if channels == 3 else \
-                cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None]
-            if uses_tiles(image.shape[:2], size, mode):
-                inputs, layout = cut_tiles(source, size, overlap)
-            else:
-                inputs, layout = resize_image(source, size)[None], None
+            inputs, layout = model_inputs(image, size, channels, mode, overlap)
             if len(inputs) >= _MAX_TILES:
                 raise ValueError(f"{len(inputs)} tiles; at most {_MAX_TILES - 1}")
-            images[index] = _Image(image, layout)  # one key per thread: atomic
+            # One key per thread: atomic.
+            images[index] = (image, MaskStitcher(image.shape[:2], layout))
             ids = index * _MAX_TILES + np.arange(len(inputs), dtype=np.int64)
-            return inputs.reshape(-1, height, width, channels), ids
+            return inputs, ids
         except Exception as error:  # noqa: BLE001 - one bad file must not stop the folder
             failures[index] = getattr(error, "reason", None) or \
                 f"{type(error).__name__}: {error}"
             return empty
 
     return BatchStream(len(paths), load, batch_size, (height, width, channels), threads=threads)
-
-
-def class_counts(mask, num_classes):
-    """Pixels of each class id `0..num_classes - 1` in a uint8 class map. One comparison
-    per class when there are few: `np.bincount` first widens the map to 64-bit ints, which
-    costs several times more for the handful of classes of a typical model."""
-    if num_classes <= 16:
-        return [int(np.count_nonzero(mask == c)) for c in range(num_classes)]
-    return np.bincount(mask.ravel(), minlength=num_classes)[:num_classes].tolist()
 
 
 def write_outputs(paths, original, mask, alpha, names):
@@ -370,7 +180,8 @@ def write_outputs(paths, original, mask, alpha, names):
     counts = class_counts(mask, num_classes)
     fractions = {names[c]: float(counts[c]) / mask.size for c in range(num_classes)}
     atomic_write(paths["mask"], lambda tmp: write_palette_png(tmp, mask))
-    atomic_write(paths["overlay"], lambda tmp: write_image(tmp, overlay(original, mask, alpha)))
+    atomic_write(paths["overlay"],
+                 lambda tmp: write_image(tmp, overlay_mask(original, mask, alpha)))
     record = {"height": height, "width": width, "fractions": fractions}
     atomic_write(paths["fractions"],
                  lambda tmp: tmp.write_text(json.dumps(record, indent=1), encoding="utf-8"))
@@ -445,15 +256,15 @@ def run(config: SegmentConfig, *, model=None, log=print) -> SegmentResult:
 
         def write(input_id, probabilities):
             index, number = divmod(input_id, _MAX_TILES)
-            image = images[index]
-            mask = image.add(number, probabilities)
+            original, stitcher = images[index]
+            mask = stitcher.add(number, probabilities)
             if mask is None:  # more tiles to come
                 return
             del images[index]
             position = todo[index]  # in `files`
             records[files[position]] = write_outputs(output_paths(out, out_names[position]),
-                                                     image.original, mask, config.alpha, names)
-            done.append(image.layout is not None)
+                                                     original, mask, config.alpha, names)
+            done.append(stitcher.layout is not None)
 
         predict_and_write(ds, config.batch_size,
                           lambda batch: np.asarray(model.predict_on_batch(batch)), write,

@@ -5,7 +5,8 @@ import keras
 import numpy as np
 import pytest
 
-from kerascv_suite.analysis import class_activation_map, find_cam_head, overlay_heatmap
+from kerascv_suite.analysis import (class_activation_map, explain_images, find_cam_head,
+                                    overlay_heatmap)
 from kerascv_suite.models import build, get_spec
 
 
@@ -153,3 +154,65 @@ def test_overlay_is_an_rgb_blend_of_the_heatmap():
     assert out[0, 0, 0] > out[0, 0, 2] and out[-1, -1, 2] > out[-1, -1, 0]
     gray = overlay_heatmap(image[..., :1], cam)
     assert gray.shape == (20, 30, 3)
+
+
+class _CallCounter(keras.layers.Layer):
+    """The identity, counting its calls: one per forward pass of a model built on it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.calls = 0
+
+    def call(self, x):
+        self.calls += 1
+        return x
+
+
+def _counted_gap_model(shape=(16, 16, 3)):
+    inputs = keras.Input(shape)
+    counter = _CallCounter(name="counter")
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="last_conv")(counter(inputs))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x)), counter
+
+
+@pytest.mark.backend
+def test_explain_images_predicts_once_per_batch_and_matches_the_parts():
+    model, counter = _counted_gap_model()
+    rng = np.random.default_rng(0)
+    sizes = [(16, 16), (40, 24), (16, 16), (9, 33), (16, 16)]
+    images = [rng.integers(0, 256, (*hw, 3), dtype=np.uint8) for hw in sizes]
+    counter.calls = 0
+    results = list(explain_images(model, iter(images), alpha=0.4, batch_size=2))
+    assert counter.calls == 3  # 5 images in batches of 2; the maps and scores in one pass
+    assert len(results) == 5
+    for image, result in zip(images, results):
+        resized = cv2.resize(image, (16, 16), interpolation=cv2.INTER_AREA)[None].astype("float32")
+        scores = keras.ops.convert_to_numpy(model(resized))[0]
+        cam, explained = class_activation_map(model, resized, return_class_index=True)
+        assert (result.class_index, result.top_class) == (explained[0], scores.argmax())
+        assert result.score == pytest.approx(float(scores[explained[0]]), abs=1e-6)
+        np.testing.assert_allclose(result.cam, cam[0], atol=1e-5)
+        assert result.overlay.shape == image.shape
+        np.testing.assert_allclose(result.overlay, overlay_heatmap(image, cam[0], alpha=0.4),
+                                   atol=1)
+    chosen = list(explain_images(model, images[:2], class_index=2))
+    assert [r.class_index for r in chosen] == [2, 2]
+    with pytest.raises(ValueError, match="Received: class_index=3"):
+        explain_images(model, images, class_index=3)  # at the call, no image read
+
+
+@pytest.mark.backend
+def test_explain_images_batches_same_size_images_for_any_size_models():
+    model, counter = _counted_gap_model((None, None, 3))
+    rng = np.random.default_rng(1)
+    sizes = [(12, 12), (12, 12), (20, 8), (12, 12)]
+    images = [rng.integers(0, 256, (*hw, 3), dtype=np.uint8) for hw in sizes]
+    counter.calls = 0
+    results = list(explain_images(model, images, batch_size=8))
+    assert counter.calls == 3  # [12x12, 12x12], [20x8], [12x12]: each image keeps its size
+    assert [r.cam.shape for r in results] == sizes
+    with pytest.raises(ValueError, match="no global-average-pooling head"):
+        inputs = keras.Input((8, 8, 3))
+        flat = keras.layers.Flatten()(inputs)
+        explain_images(keras.Model(inputs, keras.layers.Dense(2)(flat)), images)

@@ -91,29 +91,20 @@ def _class_weights(head, class_index, num_classes):
     return ops.matmul(one_hot, ops.transpose(kernel))
 
 
-def class_activation_map(model, images, class_index=None, return_class_index=False):
-    """Class activation maps of `images`, upsampled to the image size and scaled to 0..1.
-
-    Args:
-        model: a Keras functional model with a global-average-pooling head.
-        images: `(batch, height, width, channels)` or one `(height, width, channels)`
-            image, in the range the model takes (0..255 RGB for this project's models).
-        class_index: the class to explain: None for each image's top prediction, an int
-            for all images, or a sequence of one int per image.
-        return_class_index: also return the explained class of each image.
-
-    Returns:
-        A float32 NumPy array `(batch, height, width)`, each map scaled to 0..1 (a map that
-        is constant is all zeros), and with `return_class_index`, an int array `(batch,)`.
-
-    Raises:
-        ValueError: no global-average-pooling head, or a class index out of range.
-    """
+def _probe(model):
+    """The model's `CamHead` and a model `images -> (features, class scores)`: one forward
+    pass gives both the maps and the prediction."""
     head = find_cam_head(model)
+    return head, keras.Model(model.input, [head.features.output, model.outputs[0]])
+
+
+def _explain_batch(head, probe, images, class_index):
+    """Maps `(batch, height, width)` float32 in 0..1, the explained classes `(batch,)`
+    int64 and the class scores `(batch, num_classes)` float32 of `images` (one call of
+    `probe`)."""
     images = ops.convert_to_tensor(np.asarray(images, dtype="float32"))
     if len(images.shape) == 3:
         images = images[None]
-    probe = keras.Model(model.input, [head.features.output, model.outputs[0]])
     features, scores = probe(images, training=False)
     features = ops.cast(features, "float32")
     batch, num_classes = int(scores.shape[0]), int(scores.shape[-1])
@@ -140,10 +131,115 @@ def class_activation_map(model, images, class_index=None, return_class_index=Fal
     # A map that is constant up to rounding (e.g. a 1x1 feature map) carries no location.
     flat = span <= 1e-6 * ops.max(ops.abs(maps), axis=(1, 2), keepdims=True)
     maps = ops.where(flat, ops.zeros_like(maps), (maps - low) / ops.maximum(span, 1e-12))
-    maps = ops.convert_to_numpy(maps).astype("float32")
+    return (ops.convert_to_numpy(maps).astype("float32"),
+            ops.convert_to_numpy(class_index).astype("int64"),
+            ops.convert_to_numpy(ops.cast(scores, "float32")))
+
+
+def class_activation_map(model, images, class_index=None, return_class_index=False):
+    """Class activation maps of `images`, upsampled to the image size and scaled to 0..1.
+
+    Args:
+        model: a Keras functional model with a global-average-pooling head.
+        images: `(batch, height, width, channels)` or one `(height, width, channels)`
+            image, in the range the model takes (0..255 RGB for this project's models).
+        class_index: the class to explain: None for each image's top prediction, an int
+            for all images, or a sequence of one int per image.
+        return_class_index: also return the explained class of each image.
+
+    Returns:
+        A float32 NumPy array `(batch, height, width)`, each map scaled to 0..1 (a map that
+        is constant is all zeros), and with `return_class_index`, an int array `(batch,)`.
+
+    Raises:
+        ValueError: no global-average-pooling head, or a class index out of range.
+    """
+    head, probe = _probe(model)
+    maps, explained, _ = _explain_batch(head, probe, images, class_index)
     if return_class_index:
-        return maps, ops.convert_to_numpy(class_index).astype("int64")
+        return maps, explained
     return maps
+
+
+@dataclasses.dataclass
+class CamResult:
+    """One image explained by `explain_images`.
+
+    Attributes:
+        overlay: `(height, width, 3)` uint8 RGB: the map (JET, red = most evidence) blended
+            over the image at the image's own size.
+        cam: `(input_height, input_width)` float32 map in 0..1, at the model's input size.
+        class_index: the explained class.
+        score: the model's output for that class.
+        top_class: the model's top class.
+    """
+
+    overlay: np.ndarray
+    cam: np.ndarray
+    class_index: int
+    score: float
+    top_class: int
+
+
+def explain_images(model, images, class_index=None, alpha=0.5, batch_size=8):
+    """Class activation map overlays of images of any size, with the model's prediction.
+
+    Each image is resized (area interpolation) to the model's input, the inputs of up to
+    `batch_size` images go through the model once (the maps and the class scores come from
+    the same forward pass), and each map is blended over its original image.
+
+    Args:
+        model: a Keras functional model with a global-average-pooling head.
+        images: an iterable of `(height, width, channels)` uint8 images (RGB, or gray for a
+            one-channel model), read one at a time as results are taken.
+        class_index: the class to explain: None for each image's top prediction, or an int.
+        alpha: weight of the heatmap in the overlays.
+        batch_size: images per forward pass. A model that takes any input size keeps each
+            image's size, and a batch then holds consecutive images of one size.
+
+    Returns:
+        An iterator of one `CamResult` per image, in order.
+
+    Raises:
+        ValueError: no global-average-pooling head, or a class index out of range (raised
+            by the call, before any image is read).
+    """
+    head, probe = _probe(model)
+    num_classes = int(model.outputs[0].shape[-1])
+    if class_index is not None and not 0 <= class_index < num_classes:
+        raise ValueError(f"class_index must be in [0, {num_classes}). "
+                         f"Received: class_index={class_index}")
+    return _explain_stream(head, probe, model.inputs[0].shape[1:3], images, class_index,
+                           alpha, int(batch_size))
+
+
+def _explain_stream(head, probe, input_size, images, class_index, alpha, batch_size):
+    """The iterator `explain_images` returns; `input_size` is the model's `(height, width)`
+    (None where any size goes)."""
+    import cv2
+
+    height, width = input_size
+    pending = []  # [(original, resized)]
+
+    def flush():
+        maps, explained, scores = _explain_batch(
+            head, probe, np.stack([resized for _, resized in pending]), class_index)
+        for (original, _), cam, k, row in zip(pending, maps, explained, scores):
+            yield CamResult(overlay=overlay_heatmap(original, cam, alpha=alpha), cam=cam,
+                            class_index=int(k), score=float(row[k]),
+                            top_class=int(np.argmax(row)))
+        pending.clear()
+
+    for image in images:
+        image = np.asarray(image, np.uint8)
+        size = (width or image.shape[1], height or image.shape[0])
+        resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA).reshape(
+            size[1], size[0], image.shape[-1])
+        if pending and (len(pending) == batch_size or pending[0][1].shape != resized.shape):
+            yield from flush()
+        pending.append((image, resized))
+    if pending:
+        yield from flush()
 
 
 def overlay_heatmap(image, cam, alpha=0.5):

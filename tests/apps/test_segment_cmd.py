@@ -178,7 +178,7 @@ def test_tiling_reproduces_whole_image_prediction(tmp_path):
 
 
 def test_tile_layout_covers_the_image():
-    from kerascv_suite.pipelines.segment_folder import cut_tiles, tile_origins
+    from kerascv_suite.models.segmentation.inference import cut_tiles, tile_origins
 
     # 97 px, tiles of 32 with 25% overlap: stride round(32 * 0.75) = 24, and
     # ceil((97 - 32) / 24) + 1 = 4 windows covering 3 * 24 + 32 = 104 px.
@@ -194,6 +194,84 @@ def test_tile_layout_covers_the_image():
     # Reflected without repeating the edge: padded row -1 is image row 1.
     np.testing.assert_array_equal(tiles[0, 0, 1:, 0], image[1, :3, 0])
     np.testing.assert_array_equal(tiles[3, :2, :2, 0], image[3:, 3:, 0])
+
+
+def _random_pointwise_models(tile):
+    """The same random 1x1 convolution + softmax at a fixed `tile` input (for tiling) and at
+    any input size (for a direct predict on the whole image)."""
+    import keras
+
+    kernel = np.random.default_rng(1).normal(size=(1, 1, 3, 4)) / 100
+    models = []
+    for shape in ((tile, tile, 3), (None, None, 3)):
+        inputs = keras.Input(shape)
+        conv = keras.layers.Conv2D(4, 1, kernel_initializer=keras.initializers.Constant(kernel),
+                                   bias_initializer=keras.initializers.Constant([0, .5, 0, -.5]))
+        models.append(keras.Model(inputs, keras.layers.Softmax()(conv(inputs))))
+    return models
+
+
+@pytest.mark.parametrize("overlap", [0.0, 0.25, 0.5])
+def test_segment_image_tiled_equals_a_direct_predict(overlap):
+    from kerascv_suite.models.segmentation import segment_image
+
+    tiled_model, whole_model = _random_pointwise_models(16)
+    rng = np.random.default_rng(0)
+    for height, width in ((37, 53), (9, 70), (16, 16)):
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        direct = whole_model.predict(image[None].astype("float32"), verbose=0)[0].argmax(-1)
+        mask = segment_image(tiled_model, image, mode="tile", tile_overlap=overlap,
+                             batch_size=3)
+        assert mask.dtype == np.uint8 and mask.shape == (height, width)
+        assert len(np.unique(direct)) > 1  # a map that could be stitched wrong
+        np.testing.assert_array_equal(mask, direct, err_msg=f"{height}x{width}")
+
+
+def test_segment_image_resize_mode_and_any_size_models():
+    from kerascv_suite.models.segmentation import segment_image
+
+    tiled_model, whole_model = _random_pointwise_models(16)
+    rng = np.random.default_rng(2)
+    # 2x2 blocks of one colour: area-shrunk to 16x16 and the class map enlarged (nearest)
+    # back to 32x32, every block keeps its colour's class.
+    image = np.repeat(np.repeat(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), 2, 0), 2, 1)
+    direct = whole_model.predict(image[None].astype("float32"), verbose=0)[0].argmax(-1)
+    for model, size in ((tiled_model, None), (whole_model, 16)):
+        mask = segment_image(model, image, mode="resize", image_size=size)
+        np.testing.assert_array_equal(mask, direct)
+        auto = segment_image(model, image, mode="auto", image_size=size)  # 32 <= 2 * 16
+        np.testing.assert_array_equal(auto, direct)
+    with pytest.raises(ValueError, match="image_size"):
+        segment_image(whole_model, image)
+    with pytest.raises(ValueError, match="Received: mode='crop'"):
+        segment_image(tiled_model, image, mode="crop")
+
+
+def test_mask_stitcher_takes_tiles_in_any_order():
+    from kerascv_suite.models.segmentation.inference import MaskStitcher, cut_tiles
+
+    rng = np.random.default_rng(3)
+    probabilities = rng.random((23, 31, 5)).astype(np.float32)
+    tiles, layout = cut_tiles(probabilities, (8, 8), 0.25)
+    in_order, reversed_order = MaskStitcher((23, 31), layout), MaskStitcher((23, 31), layout)
+    results = [in_order.add(i, tile) for i, tile in enumerate(tiles)]
+    assert all(r is None for r in results[:-1])
+    backwards = [reversed_order.add(i, tiles[i]) for i in reversed(range(len(tiles)))]
+    np.testing.assert_array_equal(results[-1], probabilities.argmax(-1))
+    np.testing.assert_array_equal(backwards[-1], results[-1])
+    # A model output smaller than its tile is stretched over it.
+    half = MaskStitcher((4, 4), cut_tiles(np.zeros((4, 4, 1)), (4, 4), 0.0)[1])
+    small = np.zeros((2, 2, 3), np.float32)
+    small[..., 2] = 1
+    np.testing.assert_array_equal(half.add(0, small), np.full((4, 4), 2))
+
+
+def test_class_counts_few_and_many_classes():
+    from kerascv_suite.models.segmentation.inference import class_counts
+
+    mask = np.array([[0, 1, 1], [3, 3, 3]], np.uint8)
+    assert class_counts(mask, 4) == [1, 2, 0, 3]
+    assert class_counts(mask, 20) == [1, 2, 0, 3] + [0] * 16
 
 
 def test_evaluate_segmentation_matches_reference(tmp_path):
