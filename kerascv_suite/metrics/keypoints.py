@@ -1,4 +1,4 @@
-"""Keypoint heatmaps: Gaussian targets, peak decoding, and PCK.
+"""Keypoint heatmaps: Gaussian targets, peak decoding, PCK, and PCK evaluation of a model.
 
 Coordinates are continuous pixel coordinates, as in the data layer: pixel `i` covers
 `[i, i + 1)`, so its centre is `i + 0.5`. A heatmap of stride `s` has cell `j` covering input
@@ -13,7 +13,8 @@ PCKh uses the head segment length instead of the box side; we have no heads, so 
 box side.) `alpha = 0.1` is the usual threshold.
 
 Everything here is numpy: the metrics run once per epoch on predictions already on the host,
-the same way on every backend.
+the same way on every backend. `evaluate_pck` takes any model with `predict_on_batch` whose
+output is a heatmap tensor or a dict of stacked `heatmaps_<stack>` (the Stacked Hourglass).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 PCK_ALPHAS = (0.05, 0.1, 0.2)
+# The usual threshold: its metric is plain `pck`, the others are named by their alpha.
+DEFAULT_ALPHA = 0.1
 
 
 def gaussian_heatmaps(keypoints, heatmap_size, stride=4, sigma=1.0, agnostic=False):
@@ -63,10 +66,11 @@ def gaussian_heatmaps(keypoints, heatmap_size, stride=4, sigma=1.0, agnostic=Fal
 def decode_peaks(heatmaps, num_peaks, stride=1):
     """The `num_peaks` highest local maxima of every channel, with the quarter-pixel shift.
 
-    A local maximum is a cell no smaller than its 8 neighbours. As in the authors'
-    evaluation code (and `models.segmentation.decode_heatmaps`, which takes the single
-    argmax), each peak moves 0.25 cell towards the higher of its two neighbours along x and
-    along y (no shift along an axis where the peak lies on the border).
+    The library's one heatmap decoder (`models.segmentation.decode_heatmaps` is its single
+    highest peak in pixel-index coordinates). A local maximum is a cell no smaller than its
+    8 neighbours. As in the authors' evaluation code, each peak moves 0.25 cell towards the
+    higher of its two neighbours along x and along y (no shift along an axis where the peak
+    lies on the border).
 
     Args:
         heatmaps: `(batch, height, width, channels)` array.
@@ -198,3 +202,96 @@ class PCKAccumulator:
     def result(self) -> dict:
         return {a: (self.correct[a] / self.total if self.total else float("nan"))
                 for a in self.alphas}
+
+
+def pck_metric_name(alpha, prefix=""):
+    """The logged name of PCK at `alpha`: `pck` for 0.1, else e.g. `pck_0.05`, after
+    `prefix` (`"val_"`, `"test_"`)."""
+    return f"{prefix}pck" if alpha == DEFAULT_ALPHA else f"{prefix}pck_{alpha:g}"
+
+
+def heatmap_outputs(model) -> list[str]:
+    """A stacked heatmap model's output names, first stack first; the last is the prediction.
+
+    Args:
+        model: a model whose `output` is a dict `{"heatmaps_1": ..., "heatmaps_<n>": ...}`
+            (e.g. `models.build("hourglass")`).
+
+    Returns:
+        The output names sorted by stack number.
+    """
+    names = list(model.output) if isinstance(model.output, dict) else []
+    if not names or not all(n.startswith("heatmaps_") for n in names):
+        raise ValueError(f"{getattr(model, 'name', model)} does not output stacked heatmaps "
+                         f"(a dict of 'heatmaps_<stack>'). Received: outputs "
+                         f"{names or model.output}")
+    return sorted(names, key=lambda n: int(n.rsplit("_", 1)[1]))
+
+
+def predict_keypoints(model, images, keypoints, stride=4, agnostic=True):
+    """A model's keypoint predictions for crops with known keypoints, in input pixels.
+
+    With `agnostic=True` (one heatmap channel of interchangeable keypoints, e.g. polygon
+    corners), each object takes as many of the channel's highest peaks as it has labelled
+    keypoints, assigned to them by `match_unordered`. With `agnostic=False`, channel `k`'s
+    highest peak is keypoint `k`.
+
+    Args:
+        model: has `predict_on_batch(images)` returning `(batch, height, width, channels)`
+            heatmaps, or a dict of stacked `heatmaps_<stack>` (the last stack is used).
+        images: `(batch, image_height, image_width, channels)` model inputs.
+        keypoints: `(batch, num_keypoints, 3)` true `(x, y, visibility)` in input pixels;
+            only their visibility (and, when agnostic, their positions, for the matching)
+            are read.
+        stride: input pixels per heatmap cell.
+        agnostic: one class-agnostic channel (True) or one channel per keypoint (False).
+
+    Returns:
+        `(predicted, heatmaps)`: float32 `(batch, num_keypoints, 2)` `(x, y)` in input
+        pixels (NaN for unlabelled keypoints when agnostic), and the float32
+        `(batch, height, width, channels)` heatmaps decoded.
+    """
+    outputs = model.predict_on_batch(images)
+    if isinstance(outputs, dict):
+        outputs = outputs[heatmap_outputs(model)[-1]]
+    heatmaps = np.asarray(outputs, np.float32)
+    keypoints = np.asarray(keypoints, np.float32)
+    num_keypoints, channels = keypoints.shape[-2], heatmaps.shape[-1]
+    expected = 1 if agnostic else num_keypoints
+    if channels != expected:
+        raise ValueError(f"agnostic={agnostic} decoding of {num_keypoints} keypoints needs "
+                         f"{expected} heatmap channel(s). Received: heatmaps of shape "
+                         f"{heatmaps.shape}")
+    if not agnostic:
+        coords, _ = decode_peaks(heatmaps, 1, stride=stride)
+        return coords[:, :, 0], heatmaps
+    coords, _ = decode_peaks(heatmaps, num_keypoints, stride=stride)
+    return match_unordered(coords[:, 0], keypoints[..., :2], keypoints[..., 2] > 0), heatmaps
+
+
+def evaluate_pck(model, batches, alphas=PCK_ALPHAS, stride=4, agnostic=True, prefix=""):
+    """PCK of a heatmap model over a whole split, normalised by each object's box.
+
+    Args:
+        model: as in `predict_keypoints`.
+        batches: iterable of batch dicts with `images` `(batch, height, width, channels)`,
+            `keypoints` `(batch, 1, num_keypoints, 3)` and `boxes` `(batch, 1, 4)` `xyxy`,
+            in input pixels (one object per crop, as `DataLoader` batches of
+            `data.keypoint_crops.TopDownCrop` samples).
+        alphas: PCK thresholds, as fractions of `max(box height, box width)`.
+        stride: input pixels per heatmap cell.
+        agnostic: see `predict_keypoints`.
+        prefix: put before every metric name (`"val_"`, `"test_"`).
+
+    Returns:
+        `{pck_metric_name(alpha, prefix): pck}` for every alpha, e.g. `{"val_pck_0.05": ...,
+        "val_pck": ..., "val_pck_0.2": ...}`: labelled keypoints counted over all batches
+        (NaN when none is labelled).
+    """
+    accumulator = PCKAccumulator(alphas)
+    for batch in batches:
+        keypoints = np.asarray(batch["keypoints"])[:, 0]
+        predicted, _ = predict_keypoints(model, batch["images"], keypoints, stride, agnostic)
+        accumulator.update(predicted, keypoints[..., :2], keypoints[..., 2] > 0,
+                           box_normalizer(np.asarray(batch["boxes"])[:, 0]))
+    return {pck_metric_name(a, prefix): float(v) for a, v in accumulator.result().items()}

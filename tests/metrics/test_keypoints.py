@@ -1,18 +1,18 @@
-"""Keypoint heatmap targets, peak decoding and PCK against hand computations.
+"""Keypoint heatmap targets, peak decoding, PCK and model evaluation against hand
+computations.
 
-The functions are numpy (no keras.ops), so one backend covers them; the comparison with the
-hourglass's keras.ops `decode_heatmaps` runs on whichever backend the suite uses.
+The functions are numpy (no keras.ops), so one backend covers them.
 """
 
 import math
 
-import keras
 import numpy as np
 import pytest
 
 from kerascv_suite.metrics.keypoints import (PCKAccumulator, box_normalizer, decode_peaks,
-                                             gaussian_heatmaps, match_unordered, pck)
-from kerascv_suite.models.segmentation import decode_heatmaps
+                                             evaluate_pck, gaussian_heatmaps, heatmap_outputs,
+                                             match_unordered, pck, pck_metric_name,
+                                             predict_keypoints)
 
 
 def test_gaussian_heatmaps_by_hand():
@@ -57,14 +57,15 @@ def test_decode_peaks_by_hand():
     np.testing.assert_allclose(coords[0, 0, 0], [1.75, 1.75])
 
 
-def test_single_peak_equals_the_hourglass_argmax_decoder():
+def test_single_peak_is_the_argmax_cell():
     heatmaps = np.random.default_rng(0).random((3, 16, 12, 4)).astype("float32")
-    ours, scores = decode_peaks(heatmaps, 1, stride=4)
-    theirs, their_scores = decode_heatmaps(heatmaps, stride=4)
-    # decode_heatmaps returns pixel-index coordinates (centres at integers): + 0.5.
-    np.testing.assert_allclose(ours[:, :, 0], keras.ops.convert_to_numpy(theirs) + 0.5,
-                               atol=1e-5)
-    np.testing.assert_allclose(scores[..., 0], keras.ops.convert_to_numpy(their_scores))
+    coords, scores = decode_peaks(heatmaps, 1, stride=4)
+    cells = heatmaps.reshape(3, -1, 4).argmax(1)  # (batch, channels), row-major
+    # Back to heatmap cells: input / stride - 0.5, then at most a quarter cell off.
+    u, v = coords[:, :, 0, 0] / 4 - 0.5, coords[:, :, 0, 1] / 4 - 0.5
+    np.testing.assert_array_equal(np.round(v) * 12 + np.round(u), cells)
+    assert np.abs(u - np.round(u)).max() <= 0.25 and np.abs(v - np.round(v)).max() <= 0.25
+    np.testing.assert_allclose(scores[..., 0], heatmaps.max(axis=(1, 2)))
 
 
 def test_match_unordered_takes_the_closest_assignment():
@@ -114,3 +115,99 @@ def test_accumulator_sums_counts_not_batch_means():
     result = accumulator.result()
     for alpha in (0.1, 0.2):
         assert result[alpha] == pytest.approx(pck(predicted, target, visible, scale, alpha))
+
+
+class _Oracle:
+    """A stand-in stacked heatmap model: the last stack returns the true heatmaps (of the
+    keypoints given per call, in order), shifted right by `shift` cells."""
+
+    def __init__(self, keypoints_per_call, shift=0, agnostic=True, stacked=True):
+        self.name = "oracle"
+        self.output = {"heatmaps_2": None, "heatmaps_1": None} if stacked else None
+        self.calls, self.shift = list(keypoints_per_call), shift
+        self.agnostic, self.stacked = agnostic, stacked
+
+    def predict_on_batch(self, images):
+        keypoints = self.calls.pop(0)
+        assert len(keypoints) == len(images)
+        maps = gaussian_heatmaps(keypoints, (16, 16), 4, agnostic=self.agnostic)
+        shifted = np.zeros_like(maps)  # moved right, not wrapped around
+        shifted[:, :, self.shift:] = maps[:, :, : maps.shape[2] - self.shift]
+        if not self.stacked:
+            return shifted
+        return {"heatmaps_1": np.full_like(maps, 5.0), "heatmaps_2": shifted}
+
+
+def _cell(u, v):
+    """Input pixels of heatmap cell (u, v)'s centre at stride 4: exact to decode."""
+    return [(u + 0.5) * 4, (v + 0.5) * 4]
+
+
+def _pck_batches():
+    """Two batches of 64x64 crops: objects A (box side 30, 4 labelled keypoints), then B
+    (side 50, 3 labelled) and C (side 100, 2 labelled), keypoints at cell centres at least
+    3 cells apart."""
+    def obj(side, cells, labelled):
+        points = np.zeros((1, 4, 3), np.float32)
+        for k, (u, v) in enumerate(cells):
+            points[0, k] = [*_cell(u, v), 2 if k < labelled else 0]
+        return points, np.array([[10, 10, 10 + side, 10 + side / 2]], np.float32)
+
+    a = obj(30, [(1, 1), (5, 1), (1, 5), (5, 5)], 4)
+    b = obj(50, [(2, 2), (8, 2), (2, 9), (6, 6)], 3)
+    c = obj(100, [(3, 10), (9, 10), (0, 0), (0, 0)], 2)
+
+    def batch(objects):
+        return {"images": np.zeros((len(objects), 64, 64, 3), np.uint8),
+                "keypoints": np.stack([o[0] for o in objects]),
+                "boxes": np.stack([o[1] for o in objects])}
+
+    return [batch([a]), batch([b, c])]
+
+
+def test_evaluate_pck_of_a_perfect_model_is_one():
+    batches = _pck_batches()
+    oracle = _Oracle([b["keypoints"] for b in batches])
+    assert evaluate_pck(oracle, batches, prefix="val_") == {
+        "val_pck_0.05": 1.0, "val_pck": 1.0, "val_pck_0.2": 1.0}
+    # One channel per keypoint, a plain (not stacked) output.
+    oracle = _Oracle([b["keypoints"] for b in batches], agnostic=False, stacked=False)
+    assert evaluate_pck(oracle, batches, agnostic=False) == {
+        "pck_0.05": 1.0, "pck": 1.0, "pck_0.2": 1.0}
+
+
+def test_evaluate_pck_of_a_shifted_model_by_hand():
+    batches = _pck_batches()
+    oracle = _Oracle([b["keypoints"] for b in batches], shift=1)
+    scores = evaluate_pck(oracle, batches, alphas=(0.05, 0.1, 0.2))
+    # Every prediction is 1 cell = 4 px right of its keypoint. Thresholds alpha * side:
+    # A (side 30): 1.5, 3, 6; B (50): 2.5, 5, 10; C (100): 5, 10, 20.
+    # alpha 0.05: C's 2 of 9 labelled; 0.1: B's 3 + C's 2; 0.2: all 9. (Batch means would
+    # give 0.5 at alpha 0.1: 0 / 4 and 5 / 5.)
+    assert scores == pytest.approx({"pck_0.05": 2 / 9, "pck": 5 / 9, "pck_0.2": 1.0})
+    predicted, heatmaps = predict_keypoints(
+        _Oracle([batches[1]["keypoints"]], shift=1), batches[1]["images"],
+        batches[1]["keypoints"][:, 0])
+    assert heatmaps.shape == (2, 16, 16, 1)
+    expected = batches[1]["keypoints"][:, 0, :, :2] + [4, 0]
+    np.testing.assert_allclose(predicted[0, :3], expected[0, :3])
+    np.testing.assert_allclose(predicted[1, :2], expected[1, :2])
+    assert np.isnan(predicted[0, 3]).all() and np.isnan(predicted[1, 2:]).all()
+
+
+def test_evaluate_pck_rejects_the_wrong_channel_count():
+    batches = _pck_batches()
+    oracle = _Oracle([b["keypoints"] for b in batches], agnostic=False)
+    with pytest.raises(ValueError, match=r"agnostic=True .* 1 heatmap channel"):
+        evaluate_pck(oracle, batches)
+
+
+def test_metric_names_and_stacked_outputs():
+    assert [pck_metric_name(a, "test_") for a in (0.05, 0.1, 0.2)] == [
+        "test_pck_0.05", "test_pck", "test_pck_0.2"]
+    oracle = _Oracle([])
+    oracle.output = {f"heatmaps_{i}": None for i in (10, 2, 1)}
+    assert heatmap_outputs(oracle) == ["heatmaps_1", "heatmaps_2", "heatmaps_10"]
+    oracle.output = {"heatmaps_1": None, "logits": None}
+    with pytest.raises(ValueError, match="stacked heatmaps"):
+        heatmap_outputs(oracle)

@@ -1,6 +1,7 @@
 """Stacked Hourglass networks for keypoint heatmaps, and heatmap decoding."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from kerascv_suite.models.common import check_head_args, finish_model, global_pool, image_input
@@ -138,42 +139,25 @@ def hourglass(
 def decode_heatmaps(heatmaps, stride=1):
     """Keypoint coordinates from heatmaps: argmax plus a quarter-pixel shift.
 
-    The shift follows the authors' evaluation code: from the maximum, move 0.25 pixel
-    towards the higher of the two neighbours along x and along y.
+    The single highest peak of `metrics.keypoints.decode_peaks` (the one decoder), in
+    pixel-index coordinates: as in the authors' evaluation code, the maximum moves 0.25
+    pixel towards the higher of its two neighbours along x and along y (no shift along an
+    axis where it lies on the border). Decoding runs on the host (numpy), after prediction.
 
     Args:
-        heatmaps: `(batch, height, width, num_keypoints)` tensor.
+        heatmaps: `(batch, height, width, num_keypoints)` array or tensor.
         stride: input pixels per heatmap pixel (4 for the hourglass). Coordinates map to the
             input with pixel centres aligned: `input = (heatmap + 0.5) * stride - 0.5`.
 
     Returns:
-        `(coordinates, scores)`: `(batch, num_keypoints, 2)` float32 `(x, y)` and the
-        `(batch, num_keypoints)` maximum values.
+        `(coordinates, scores)`: float32 `(batch, num_keypoints, 2)` `(x, y)` pixel indices
+        (centres at integers; `decode_peaks`' continuous coordinates minus 0.5) and the
+        `(batch, num_keypoints)` maximum values, as numpy arrays.
     """
-    heatmaps = ops.convert_to_tensor(heatmaps)
-    height, width = heatmaps.shape[1], heatmaps.shape[2]
-    flat = ops.transpose(ops.reshape(heatmaps, (-1, height * width, heatmaps.shape[3])), (0, 2, 1))
-    flat = ops.cast(flat, "float32")
-    index = ops.cast(ops.argmax(flat, axis=-1), "int32")
-    scores = ops.max(flat, axis=-1)
-    y, x = index // width, index % width
+    from kerascv_suite.metrics.keypoints import decode_peaks
 
-    def value_at(yy, xx):
-        yy = ops.clip(yy, 0, height - 1)
-        xx = ops.clip(xx, 0, width - 1)
-        return ops.squeeze(ops.take_along_axis(flat, ops.expand_dims(yy * width + xx, -1), -1), -1)
-
-    dx = ops.sign(value_at(y, x + 1) - value_at(y, x - 1))
-    dy = ops.sign(value_at(y + 1, x) - value_at(y - 1, x))
-    # At a border the clipped neighbour is the maximum itself; keep the shift inward only.
-    dx = ops.where((x == 0) & (dx < 0) | (x == width - 1) & (dx > 0), 0.0, dx)
-    dy = ops.where((y == 0) & (dy < 0) | (y == height - 1) & (dy > 0), 0.0, dy)
-    coords = ops.stack(
-        [ops.cast(x, "float32") + 0.25 * dx, ops.cast(y, "float32") + 0.25 * dy], axis=-1
-    )
-    if stride != 1:
-        coords = (coords + 0.5) * stride - 0.5
-    return coords, scores
+    coords, scores = decode_peaks(ops.convert_to_numpy(heatmaps), 1, stride=stride)
+    return coords[:, :, 0] - np.float32(0.5), scores[:, :, 0]
 
 
 # Keras-counted parameters at the defaults (2 stacks, 16 keypoints, 256 filters), by hand.
