@@ -162,6 +162,8 @@ def _record(image_path, size, anns, json_path, class_of, class_names, policy, in
             x, y, w, h = (float(v) for v in bbox)
         except (TypeError, ValueError):
             raise AnnotationError(json_path, entry, f"bbox is not numbers: {bbox!r}") from None
+        # COCO's xywh to the data layer's xyxy in Python, not keras.utils.bounding_boxes:
+        # the data layer stays free of Keras (and a Keras call per image costs ms).
         boxes.append([x, y, x + w, y + h])
         classes.append(class_of[category])
         crowd.append(is_crowd)
@@ -218,7 +220,8 @@ def write_coco(ds, out, split="train", *, segmentation="rle", image_ext=".jpg"):
         for k, (box, class_id) in enumerate(zip(boxes, sample.get("classes", ()))):
             x0, y0, x1, y1 = (float(v) for v in box)
             ann = {"id": len(annotations) + 1, "image_id": image_id,
-                   "category_id": int(class_id) + 1, "bbox": [x0, y0, x1 - x0, y1 - y0],
+                   "category_id": int(class_id) + 1,
+                   "bbox": [x0, y0, x1 - x0, y1 - y0],  # xyxy -> COCO xywh, as when reading
                    "area": (x1 - x0) * (y1 - y0),
                    "iscrowd": int(sample["iscrowd"][k]) if "iscrowd" in sample else 0}
             if "instance_masks" in sample:

@@ -169,6 +169,10 @@ def _read_labels(path, size, names, policy, skipped):
             unknown_class(policy, path, entry, fields[0], names, skipped)
             continue
         if len(values) == 4:
+            # The file's rel_center_xywh, converted as keras.utils.bounding_boxes does
+            # (`rel_center_xywh` -> `xyxy`) but in Python: the data layer stays free of
+            # Keras, and a Keras call per label file (about 3 ms on TensorFlow) would
+            # dominate reading a large dataset.
             cx, cy, w, h = values
             boxes.append([(cx - w / 2) * width, (cy - h / 2) * height,
                           (cx + w / 2) * width, (cy + h / 2) * height])
@@ -213,7 +217,7 @@ def write_yolo(ds, out, split="train", *, image_ext=".jpg", polygons=False):
                     lines.append(f"{int(class_id)} " + " ".join(f"{v:.6f}"
                                                                for v in flat.reshape(-1)))
                     continue
-            x0, y0, x1, y1 = (float(v) for v in box)
+            x0, y0, x1, y1 = (float(v) for v in box)  # to rel_center_xywh, see _read_labels
             lines.append(f"{int(class_id)} {(x0 + x1) / 2 / width:.6f} "
                          f"{(y0 + y1) / 2 / height:.6f} {(x1 - x0) / width:.6f} "
                          f"{(y1 - y0) / height:.6f}")
