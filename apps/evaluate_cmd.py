@@ -53,7 +53,7 @@ def evaluate_command(models, data, data_format, split, tta, batch_size, image_si
       kcv evaluate --model models:/shapes-ssd@champion --out eval/ --format json
       kcv evaluate --model best.keras --data ./VOC2007 --data-format voc --split test
     """
-    from kerascv_suite.pipelines.train_classifier import check_backend
+    from kerascv_suite.training.runner import check_backend
 
     try:
         check_backend(backend)
@@ -97,9 +97,9 @@ def _detector_or_none(models):
     told apart by their task, without building them)."""
     if len(models) != 1:
         return None
-    from kerascv_suite.models.registry import _REGISTRY
+    from kerascv_suite.models.registry import get_spec, is_registered
 
-    if models[0] in _REGISTRY and _REGISTRY[models[0]].task != "detection":
+    if is_registered(models[0]) and get_spec(models[0]).task != "detection":
         return None
     from kerascv_suite.apps.options import resolve_model
     from kerascv_suite.models.detection.inference import is_detector

@@ -157,10 +157,12 @@ def run(config: DetectorEvalConfig, *, model=None, log=print) -> DetectorEvalRes
     model = model if model is not None else get_model(config.model)
     if not is_detector(model):
         raise ValueError(f"{config.model} is not a detector. Received: model={config.model!r}")
+    # Proposals per image: the option, else what the detector was trained with.
+    proposals = config.max_proposals or (describe(model)["decoder"] or {}).get(
+        "max_proposals", 300)
     detector = Detector(model, score_threshold=config.score_threshold,
                         iou_threshold=config.iou_threshold,
-                        max_detections=config.max_detections,
-                        max_proposals=config.max_proposals)
+                        max_detections=config.max_detections, max_proposals=proposals)
     dataset = load_split(config, detector.input_size)
     check_classes(detector.num_classes, describe(model).get("class_names"), dataset,
                   config.data)

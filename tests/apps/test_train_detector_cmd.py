@@ -39,7 +39,7 @@ def test_bad_options_name_the_value(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["train-detector", "--format", "masks"])
     assert result.exit_code == 2 and "masks" in result.output
     result = CliRunner().invoke(main, ["train-detector", "--model", "lenet5", "--epochs", "1"])
-    assert result.exit_code == 2 and "not a detector" in result.output
+    assert result.exit_code == 2 and "is a classification model" in result.output
     assert "lenet5" in result.output
 
 

@@ -1,20 +1,18 @@
-"""TrainConfig: precedence of defaults < model recipe < --config YAML < CLI, and validation."""
+"""TrainConfig: precedence of defaults < model recipe < --config YAML < CLI, validation, and
+which task's config a model gets."""
 
 import pytest
 import yaml
 
-from kerascv_suite.pipelines.train_classifier import (
-    TrainConfig,
-    default_recipe,
-    load_config,
-    load_run_config,
-)
+from kerascv_suite.tasks import (ClassifierConfig, DetectorConfig, KeypointConfig,
+                                 SegmenterConfig, TrainConfig, load_config, load_run_config)
+from kerascv_suite.tasks.config import default_recipe, recipe_path
 
 
 def test_lenet5_gets_its_digits_recipe():
     config = load_config(None, model="lenet5")
-    recipe = yaml.safe_load(default_recipe("lenet5", "digits").read_text())
-    assert config.recipe == "lenet5_digits.yaml"
+    recipe = yaml.safe_load(recipe_path(default_recipe("lenet5", "digits")).read_text())
+    assert config.recipe == "lenet5_digits" and config.model_name == "lenet5_digits"
     assert config.data == "digits"
     assert (config.epochs, config.lr, config.schedule) == (
         recipe["epochs"], recipe["lr"], recipe["schedule"])
@@ -33,15 +31,44 @@ def test_yaml_beats_recipe_and_cli_beats_yaml(tmp_path):
 
 
 def test_no_recipe_uses_dataclass_defaults():
-    config = load_config(None, model="no_such_recipe_model", data="somewhere")
-    assert config.recipe is None
+    config = load_config(None, model="resnet18", data="somewhere")
+    assert config.recipe is None and config.model_name == "resnet18"
     assert config.epochs == TrainConfig.epochs
 
 
+def test_recipe_none_trains_the_registered_model():
+    config = load_config(None, model="ssd300", recipe="none")
+    assert (config.recipe, config.model_name) == ("none", "ssd300")
+    assert config.epochs == DetectorConfig.epochs and config.model_options == {}
+    assert load_config(None, model="ssd300").model_name == "ssd300_shapes"
+
+
+@pytest.mark.parametrize("model, config_class", [
+    ("lenet5", ClassifierConfig), ("faster_rcnn", DetectorConfig), ("unet", SegmenterConfig),
+    ("hourglass", KeypointConfig), ("ssd300_shapes", DetectorConfig)])
+def test_the_model_decides_the_task(model, config_class):
+    config = load_config(None, model=model)
+    assert type(config) is config_class and config.task == config_class.task
+
+
+def test_options_of_another_task_are_refused_by_name():
+    with pytest.raises(ValueError, match="--loss apply to segmentation.*lenet5 is a "
+                                         "classification model"):
+        load_config(None, model="lenet5", loss="dice")
+    with pytest.raises(ValueError, match="--score-threshold"):
+        load_config(None, model="unet", score_threshold=0.5)
+
+
+def test_unknown_recipe_is_named():
+    with pytest.raises(ValueError, match="No recipe 'nope'.*ssd300_shapes"):
+        load_config(None, model="ssd300", recipe="nope")
+
+
 def test_resolved_config_round_trips_through_the_run_folder(tmp_path):
-    config = load_config(None, model="lenet5", seed=3, freeze="2")
+    config = load_config(None, model="unet", seed=3, freeze="2")
     (tmp_path / "config.yaml").write_text(config.to_yaml())
     again = load_run_config(tmp_path, epochs=40)
+    assert type(again) is SegmenterConfig  # the saved task picks the config class
     assert again.seed == 3 and again.freeze == "2" and again.epochs == 40
     assert again.run_dir == str(tmp_path)
     assert {**config.to_dict(), "epochs": 40, "run_dir": str(tmp_path)} == again.to_dict()

@@ -1,4 +1,5 @@
-"""The training pipeline against a real MLflow store: logging, registry, fine-tuning, probe."""
+"""The runner with the classification task against a real MLflow store: logging, registry,
+fine-tuning, probe."""
 
 import time
 
@@ -9,7 +10,8 @@ from mlflow.tracking import MlflowClient
 
 from kerascv_suite.models import build
 from kerascv_suite.models.resolve import get_model
-from kerascv_suite.pipelines.train_classifier import load_config, run
+from kerascv_suite.tasks import get_task, load_config, load_run_config
+from kerascv_suite.training import runner
 from kerascv_suite.training.errors import TrackingUnavailable
 from tests.training.helpers import closed_port, make_color_folders
 
@@ -29,6 +31,10 @@ def _config(workdir, **overrides):
                   tracking_uri=f"sqlite:///{workdir}/mlflow.db")
     values.update(overrides)
     return load_config(None, **values)
+
+
+def run(config, **kwargs):
+    return runner.run(get_task(config.task), config, **kwargs)
 
 
 def test_unreachable_tracking_server_fails_before_training(workdir):
@@ -83,25 +89,22 @@ def test_fine_tuning_replaces_the_head_and_runs_two_phases(workdir):
 
 
 def test_grayscale_digits_reach_lenet5_as_one_channel_through_workers(workdir):
-    from kerascv_suite.pipelines.train_classifier import load_data
-
-    data = load_data(load_config(None, model="lenet5", workers=2, batch_size=64))
+    config = load_config(None, model="lenet5", workers=2, batch_size=64)
+    data = get_task("classification").load_data(config, workdir / "run", print)
     try:
         assert data.train_loader.num_workers == 2
         assert data.train.element_spec[0].shape.as_list() == [None, 32, 32, 1]
         images, labels = next(iter(data.train))
         assert images.shape == (64, 32, 32, 1) and labels.shape == (64,)
         # Nothing repeats gray to RGB any more: the loaders carry one channel from the start.
-        assert data.val_loader.element_spec()["images"][0] == (None, 32, 32, 1)
-        test_images, _ = next(data.test_batches())
+        assert data.loaders["val"].element_spec()["images"][0] == (None, 32, 32, 1)
+        test_images = next(data.loaders["test"].iter_epoch(0))["images"]
         assert test_images.shape[1:] == (32, 32, 1)
     finally:
         data.close()
 
 
 def test_extending_a_finished_run_continues_on_a_schedule_over_the_new_total(workdir):
-    from kerascv_suite.pipelines.train_classifier import load_run_config
-
     first = run(_config(workdir, epochs=2, schedule="cosine", lr=0.01), log=lambda *_: None)
     # Cosine over 2 epochs: the rate reaches 0 at the end of epoch 2.
     assert first.history[-1]["lr"] < 1e-6

@@ -1,34 +1,53 @@
-"""Every kept recipe resolves through its task's pipeline (valid keys and values), so a
-recipe the README points to cannot silently rot."""
+"""Every kept recipe resolves through its task's config (valid keys and values) and is a
+registered model variant: exactly the model the recipe trains."""
 
 import pytest
 import yaml
 
 from kerascv_suite import models
-from kerascv_suite.pipelines import (train_classifier, train_detector, train_keypoints,
-                                     train_segmenter)
-from kerascv_suite.pipelines.train_classifier import RECIPES_DIR
+from kerascv_suite.tasks import load_config
+from kerascv_suite.tasks.config import RECIPES_DIR
 
-PIPELINES = {"classification": train_classifier, "detection": train_detector,
-             "segmentation": train_segmenter, "keypoints": train_keypoints}
-RECIPES = sorted(p.name for p in RECIPES_DIR.glob("*.yaml"))
+RECIPES = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
 
 
 def test_every_task_with_a_quality_target_has_its_recipes():
     # Issues 4 and 5: recipes for each detector and segmenter on the shapes set.
-    expected = {"faster_rcnn_shapes.yaml", "fast_rcnn_shapes.yaml", "rcnn_shapes.yaml",
-                "ssd300_shapes.yaml", "yolo_v1_shapes.yaml", "unet_shapes.yaml",
-                "fcn8s_shapes.yaml", "segnet_shapes.yaml", "deconvnet_shapes.yaml",
-                "hourglass_shapes.yaml", "lenet5_digits.yaml"}
+    expected = {"faster_rcnn_shapes", "fast_rcnn_shapes", "rcnn_shapes", "ssd300_shapes",
+                "yolo_v1_shapes", "unet_shapes", "fcn8s_shapes", "segnet_shapes",
+                "deconvnet_shapes", "hourglass_shapes", "lenet5_digits"}
     assert expected <= set(RECIPES)
 
 
 @pytest.mark.parametrize("name", RECIPES)
-def test_recipe_resolves_for_its_model(name):
-    recipe = yaml.safe_load((RECIPES_DIR / name).read_text())
-    task = models.get_spec(recipe["model"]).task
-    config = PIPELINES[task].load_config(None, model=recipe["model"], data=recipe["data"])
-    assert config.recipe == name
+def test_recipe_resolves_for_its_model_and_is_a_registered_variant(name):
+    recipe = yaml.safe_load((RECIPES_DIR / f"{name}.yaml").read_text())
+    config = load_config(None, model=recipe["model"], data=recipe["data"])
+    assert config.recipe == name and config.model_name == name
+    assert config.task == models.get_spec(recipe["model"]).task
     assert (config.epochs, config.lr) == (recipe["epochs"], recipe["lr"])
-    if "model_options" in recipe:
-        assert config.model_options == recipe["model_options"]
+    spec = models.get_spec(name)
+    assert spec.task == config.task and spec.builder is models.get_spec(recipe["model"]).builder
+    for key, value in (recipe.get("model_options") or {}).items():
+        assert spec.defaults[key] == value
+    if recipe.get("image_size"):
+        assert spec.input_shape[:2] == (recipe["image_size"],) * 2
+    # Naming the variant itself resolves to the same recipe.
+    assert load_config(None, model=name).recipe == name
+
+
+@pytest.mark.parametrize("name", ["lenet5_digits", "unet_shapes", "ssd300_shapes",
+                                  "faster_rcnn_shapes", "hourglass_shapes"])
+def test_build_of_the_recipe_name_is_the_model_its_task_trains(name, tmp_path):
+    from kerascv_suite.tasks import get_task
+
+    recipe = yaml.safe_load((RECIPES_DIR / f"{name}.yaml").read_text())
+    config = load_config(None, model=recipe["model"], shapes_count=10, workers=0)
+    task = get_task(config.task)
+    data = task.load_data(config, tmp_path, lambda *_: None)
+    try:
+        trained, _ = task.build_model(config, data, lambda *_: None)
+    finally:
+        data.close()
+    assert trained.get_config() == models.build(name).get_config()
+    assert trained.count_params() == models.build(name).count_params()
