@@ -157,3 +157,24 @@ class Task:
         """What the trained model remembers about itself (see `models.describe`)."""
         return {"task": self.name, "class_names": [str(n) for n in data.class_names],
                 "name": config.model_name, "input_shape": list(data.input_shape)}
+
+
+def build_registered(name, options, **fitted):
+    """`models.build(name)` with the config's `model_options` and the arguments the data
+    fits (`num_classes`, `input_shape`); a fitted argument equal to the variant's own is not
+    passed, so training a recipe on its data builds exactly `build(name)` (metadata too).
+    """
+    import inspect
+
+    from kerascv_suite.models.registry import build, get_spec
+
+    spec = get_spec(name)
+    parameters = inspect.signature(spec.builder).parameters
+    arguments = dict(options)
+    for key, value in fitted.items():
+        default = spec.defaults.get(key, parameters[key].default if key in parameters else None)
+        same = default is not None and (list(default) == list(value)
+                                        if isinstance(value, (list, tuple)) else default == value)
+        if not same:
+            arguments[key] = value
+    return build(name, **arguments)

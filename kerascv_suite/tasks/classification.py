@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from kerascv_suite.tasks.base import Evaluation, Task, TaskData
+from kerascv_suite.tasks.base import Evaluation, Task, TaskData, build_registered
 from kerascv_suite.tasks.config import TrainConfig
 
 
@@ -119,7 +119,6 @@ class ClassificationTask(Task):
         )
 
     def build_model(self, config, data, log):
-        from kerascv_suite.models.registry import build
         from kerascv_suite.training import finetune
 
         num_classes = len(data.class_names)
@@ -129,8 +128,8 @@ class ClassificationTask(Task):
             log(f"Fine-tuning: {len(transferred)} layers loaded from {config.weights}; "
                 f"new head for {num_classes} classes.")
             return model, transferred
-        return build(config.model_name, **{**config.model_options, "num_classes": num_classes,
-                                           "input_shape": data.input_shape}), None
+        return build_registered(config.model_name, config.model_options,
+                                num_classes=num_classes, input_shape=data.input_shape), None
 
     def compile(self, model, config, lr, epochs, steps_per_epoch):
         """Sparse cross-entropy; accuracy (and top-5 beyond 5 classes)."""

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerascv_suite.tasks.base import Evaluation, Task, TaskData
+from kerascv_suite.tasks.base import Evaluation, Task, TaskData, build_registered
 from kerascv_suite.tasks.config import TrainConfig
 
 FORMATS = ("voc", "coco", "yolo")
@@ -506,7 +506,6 @@ class DetectionTask(Task):
     def build_model(self, config, data, log):
         """A fresh detector for the data's classes; a `--weights` detector (a `.keras`
         file or MLflow URI) continues training as it is."""
-        from kerascv_suite.models.registry import build
         from kerascv_suite.models.resolve import get_model
 
         if config.freeze is not None:
@@ -519,9 +518,9 @@ class DetectionTask(Task):
         if config.weights:
             log(f"Training on from {config.weights}.")
             return get_model(config.weights), None
-        return build(config.model_name, **{**config.model_options,
-                                           "num_classes": len(data.class_names),
-                                           "input_shape": data.input_shape}), None
+        return build_registered(config.model_name, config.model_options,
+                                num_classes=len(data.class_names),
+                                input_shape=data.input_shape), None
 
     def check_model(self, model, config, data, source):
         """A resumed or `--weights` detector must predict exactly the data's classes."""

@@ -26,7 +26,7 @@ import dataclasses
 
 import numpy as np
 
-from kerascv_suite.tasks.base import Evaluation, Task, TaskData
+from kerascv_suite.tasks.base import Evaluation, Task, TaskData, build_registered
 from kerascv_suite.tasks.config import TrainConfig
 
 AUGMENTS = ("keypoints",)
@@ -159,11 +159,9 @@ class KeypointTask(Task):
         return data
 
     def build_model(self, config, data, log):
-        from kerascv_suite.models.registry import build
-
-        return build(config.model_name, **{**config.model_options,
-                                           "num_classes": len(data.class_names),
-                                           "input_shape": data.input_shape}), None
+        return build_registered(config.model_name, config.model_options,
+                                num_classes=len(data.class_names),
+                                input_shape=data.input_shape), None
 
     def check_model(self, model, config, data, source):
         from kerascv_suite.metrics.keypoints import heatmap_outputs

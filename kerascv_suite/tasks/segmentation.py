@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerascv_suite.tasks.base import Evaluation, Task, TaskData
+from kerascv_suite.tasks.base import Evaluation, Task, TaskData, build_registered
 from kerascv_suite.tasks.config import TrainConfig
 
 LOSSES = ("ce", "dice", "ce+dice")  # kerascv_suite.losses.segmentation.LOSSES
@@ -212,7 +212,6 @@ class SegmentationTask(Task):
                         val=fit_dataset(loaders["val"], channels, y="masks"))
 
     def build_model(self, config, data, log):
-        from kerascv_suite.models.registry import build
         from kerascv_suite.training import finetune
 
         num_classes = len(data.class_names)
@@ -221,9 +220,9 @@ class SegmentationTask(Task):
                 config.model_name, config.weights, num_classes, data.input_shape)
             log(f"Fine-tuning: {len(transferred)} layers loaded from {config.weights}.")
         else:
-            model, transferred = build(config.model_name, **{
-                **config.builder_options, "num_classes": num_classes,
-                "input_shape": data.input_shape}), None
+            model, transferred = build_registered(
+                config.model_name, config.builder_options, num_classes=num_classes,
+                input_shape=data.input_shape), None
         self.check_model(model, config, data, config.model)
         return model, transferred
 

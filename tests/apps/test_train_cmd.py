@@ -129,3 +129,26 @@ def test_resume_after_kill_loses_no_epoch(workdir):
 
     again = CliRunner().invoke(main, ["train", "--resume", str(run_dir)])
     assert again.exit_code == 2 and "already finished 4 epochs" in again.output
+
+
+@pytest.mark.slow
+def test_kcv_train_trains_a_detector_with_its_recipe_said_in_one_line(workdir):
+    result = _invoke("--model", "faster_rcnn", "--epochs", "1", "--shapes-count", "8",
+                     "--workers", "0", "--val-every", "1")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    recipe_lines = [line for line in result.output.splitlines() if line.startswith("Recipe ")]
+    assert len(recipe_lines) == 1
+    assert "faster_rcnn_shapes" in recipe_lines[0] and "backbone=small" in recipe_lines[0]
+    assert "--recipe none" in recipe_lines[0]
+    assert "test AP" in result.output and (workdir / "runs/detect/faster_rcnn").is_dir()
+    saved = yaml.safe_load((workdir / "runs/detect/faster_rcnn/config.yaml").read_text())
+    assert (saved["task"], saved["recipe"]) == ("detection", "faster_rcnn_shapes")
+
+
+def test_options_of_another_task_are_one_line_errors(workdir):
+    result = _invoke("--model", "lenet5", "--loss", "dice")
+    assert result.exit_code == 2
+    assert "--loss apply to segmentation models; lenet5 is a classification model" in \
+        " ".join(result.output.split())
+    result = CliRunner().invoke(main, ["train-segmenter", "--model", "ssd300"])
+    assert result.exit_code == 2 and "ssd300 is a detection model" in result.output

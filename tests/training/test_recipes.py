@@ -42,7 +42,8 @@ def test_build_of_the_recipe_name_is_the_model_its_task_trains(name, tmp_path):
     from kerascv_suite.tasks import get_task
 
     recipe = yaml.safe_load((RECIPES_DIR / f"{name}.yaml").read_text())
-    config = load_config(None, model=recipe["model"], shapes_count=10, workers=0)
+    small = {"shapes_count": 10} if recipe["data"] == "shapes" else {}
+    config = load_config(None, model=recipe["model"], workers=0, **small)
     task = get_task(config.task)
     data = task.load_data(config, tmp_path, lambda *_: None)
     try:
