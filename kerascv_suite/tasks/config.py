@@ -69,6 +69,8 @@ class TrainConfig:
         recipe: the recipe applied (its name, also the registered model variant it
             trains), `"none"` to train the registered paper model, or None (filled in by
             `load_config`).
+        target: what a recipe declares it reaches, `{"metric": "test_ap50", "value": 0.8}`
+            (checked by `benchmarks/recipes.py`; training does not use it).
     """
 
     task: str | None = None
@@ -107,6 +109,7 @@ class TrainConfig:
     alias: str | None = None
     workers: int | None = None
     recipe: str | None = None
+    target: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         for field, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):

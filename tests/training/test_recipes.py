@@ -32,6 +32,7 @@ def test_recipe_resolves_for_its_model_and_is_a_registered_variant(name):
         assert spec.defaults[key] == value
     if recipe.get("image_size"):
         assert spec.input_shape[:2] == (recipe["image_size"],) * 2
+    assert recipe["target"]["metric"].startswith("test_") and recipe["target"]["value"] > 0
     # Naming the variant itself resolves to the same recipe.
     assert load_config(None, model=name).recipe == name
 
