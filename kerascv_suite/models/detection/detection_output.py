@@ -20,7 +20,8 @@ class DetectionDecoder(keras.layers.Layer):
 
     Each (box, class) pair is a candidate, as in SSD's and YOLO's reference detection
     output: the `pre_nms_top_k` best-scoring candidates above `score_threshold` go through
-    class-aware greedy NMS (`bounding_box.batched_nms`) and the best `max_detections` stay.
+    class-aware greedy NMS (`bounding_box.batched_nms`) and the best `max_detections` stay
+    (so at most `pre_nms_top_k` when that is fewer; the rows are padded all the same).
 
     Args:
         score_threshold: minimum class score (exclusive).
@@ -48,8 +49,7 @@ class DetectionDecoder(keras.layers.Layer):
         Scores at or below the threshold rank last, so the pairs picked are the ones
         `batched_nms` would have ranked first among all pairs.
         """
-        k = max(self.pre_nms_top_k, self.max_detections)
-        top_scores, box, label = top_k_pairs(scores, k)
+        top_scores, box, label = top_k_pairs(scores, self.pre_nms_top_k)
         out = batched_nms(boxes_at(box), top_scores, label, iou_threshold=self.iou_threshold,
                           score_threshold=self.score_threshold,
                           max_detections=self.max_detections)

@@ -8,16 +8,21 @@ same way). Boxes are absolute-pixel `xyxy`.
 from keras import ops
 from keras.utils import bounding_boxes
 
-from kerascv_suite.bounding_box import BoxCoder, Matcher, batched_nms, rpn_anchors
+from kerascv_suite.bounding_box import (BoxCoder, Matcher, batched_nms, clip_to_image_size,
+                                        rpn_anchors)
 from kerascv_suite.bounding_box.matching import IGNORE, NEGATIVE
 from kerascv_suite.bounding_box.nms import top_k_pairs
 
 
 def clip_boxes(boxes, image_shape):
-    """Clips `(..., 4)` xyxy boxes to an image of `(height, width)`."""
-    height, width = float(image_shape[0]), float(image_shape[1])
-    limit = ops.convert_to_tensor([width, height, width, height], boxes.dtype)
-    return ops.clip(boxes, 0.0, limit)
+    """Clips `(batch, N, 4)` or `(N, 4)` xyxy boxes to an image of `(height, width)`.
+
+    `keras.utils.bounding_boxes.clip_to_image_size` on the boxes alone (no labels, so
+    boxes that clip to nothing stay, with zero area).
+    """
+    clipped = clip_to_image_size({"boxes": boxes}, height=float(image_shape[0]),
+                                 width=float(image_shape[1]), bounding_box_format="xyxy")
+    return clipped["boxes"]
 
 
 def grid_proposals(image_shape, stride=32, scales=(64, 128, 256), aspect_ratios=(0.5, 1.0, 2.0)):
@@ -153,6 +158,8 @@ def detect(class_scores, box_deltas, rois, roi_valid, image_shape, coder=None,
         box_deltas: `(batch, R, C + 1, 4)` class-specific deltas, or None (boxes = RoIs).
         rois: `(batch, R, 4)`; roi_valid `(batch, R)` bool.
         image_shape: `(height, width)` to clip to.
+        pre_nms_top_k: (RoI, class) pairs entering NMS per image; at most that many are
+            kept, even when it is below `max_detections` (the rows are padded all the same).
 
     Returns:
         dict: `boxes (batch, max_detections, 4)` xyxy, `scores (batch, max_detections)`,
@@ -165,8 +172,7 @@ def detect(class_scores, box_deltas, rois, roi_valid, image_shape, coder=None,
     # Every (RoI, class) pair is a candidate. Scores at or below the threshold rank last, so
     # the best `pre_nms_top_k` pairs are the ones `batched_nms` would rank first among all
     # of them; only their boxes are decoded (decoding is per pair, so they are the same).
-    k = max(int(pre_nms_top_k), int(max_detections))
-    top_scores, roi, label = top_k_pairs(scores, k)
+    top_scores, roi, label = top_k_pairs(scores, int(pre_nms_top_k))
     boxes = ops.take_along_axis(ops.cast(rois, "float32"), roi[..., None], axis=1)
     if box_deltas is not None:
         pairs = ops.reshape(ops.cast(box_deltas[:, :, 1:], "float32"),
