@@ -40,7 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
+from kerascv_suite.data.keypoint_crops import ObjectCrops, TopDownCrop
+from kerascv_suite.metrics.keypoints import evaluate_pck, gaussian_heatmaps, heatmap_outputs
 from kerascv_suite.pipelines import train_classifier as _base
+from kerascv_suite.visualization.keypoints import draw_keypoint_samples
+
 # What `apps/train_cmd.run_training` reads from a task pipeline besides its entry points.
 from kerascv_suite.pipelines.train_classifier import (  # noqa: F401
     TrackingUnavailable,
@@ -53,13 +57,9 @@ AUGMENTS = ("keypoints",)
 # Shapes classes that have corners; circles have none.
 CORNERED = ("square", "triangle")
 CHANNEL_NAMES = ("corner",)
-# `pck` is PCK@0.1; the others are named by their alpha.
+# Logged as val_/test_ `pck` (PCK@0.1), `pck_0.05` and `pck_0.2`.
 PCK_ALPHAS = (0.05, 0.1, 0.2)
 STRIDE = 4  # input pixels per heatmap cell of the hourglass
-
-
-def metric_name(alpha, prefix="val_"):
-    return f"{prefix}pck" if alpha == 0.1 else f"{prefix}pck_{alpha:g}"
 
 
 @dataclasses.dataclass
@@ -128,123 +128,14 @@ load_config, load_run_config, resolve_resume_dir, run = _base.task_entry_points(
 # === Data ===
 
 
-class ObjectCrops:
-    """One sample per object with corners: the whole image, that object's box and corners.
-
-    The generated images are kept in memory (the shapes set regenerates an image per access).
-
-    Args:
-        dataset: a detection dataset with `keypoints` (e.g. `make_shapes(...)`).
-        classes: class names whose objects are kept.
-    """
-
-    task = "keypoints"
-
-    def __init__(self, dataset, classes=CORNERED):
-        keep = [dataset.class_names.index(n) for n in classes if n in dataset.class_names]
-        self.class_names = list(CHANNEL_NAMES)
-        self.skipped = getattr(dataset, "skipped", None)
-        self.images, self.objects = [], []
-        for index in range(len(dataset)):
-            sample = dataset[index]
-            for row, class_id in enumerate(sample["classes"]):
-                if int(class_id) in keep and (sample["keypoints"][row, :, 2] > 0).any():
-                    self.objects.append((len(self.images), sample["boxes"][row],
-                                         sample["keypoints"][row], sample["path"]))
-            self.images.append(sample["image"])
-
-    @property
-    def num_classes(self):
-        return 1
-
-    def __len__(self):
-        return len(self.objects)
-
-    def __getitem__(self, index):
-        image_index, box, keypoints, path = self.objects[index]
-        return {"image": self.images[image_index], "boxes": box[None],
-                "classes": np.zeros(1, np.int32), "keypoints": keypoints[None], "path": path}
-
-
-class TopDownCrop:
-    """Crops a square around the sample's (single) box and resizes it, moving the box and
-    keypoints along; in training, with random rotation, scale and horizontal flip.
-
-    Picklable (plain attributes), so loader worker processes can run it.
-
-    Args:
-        size: output side in pixels.
-        margin: crop side / the box's longer side.
-        train: jitter (True) or a centred crop (False).
-        rotate: largest rotation in degrees (the paper: 30).
-        scale: range of the crop scale factor (the paper: 0.75..1.25).
-        hflip: probability of a horizontal flip.
-    """
-
-    def __init__(self, size, margin=1.25, train=False, rotate=30.0, scale=(0.75, 1.25),
-                 hflip=0.5):
-        self.size = int(size)
-        self.margin = float(margin)
-        self.train = bool(train)
-        self.rotate = float(rotate or 0.0)
-        self.scale = tuple(scale) if scale else (1.0, 1.0)
-        self.hflip = float(hflip or 0.0)
-
-    @property
-    def output_size(self):
-        return (self.size, self.size)
-
-    def matrix(self, box, rng=None):
-        """The 2x3 affine map of continuous input coordinates to crop coordinates."""
-        import cv2
-
-        x0, y0, x1, y1 = (float(v) for v in box)
-        side = self.margin * max(x1 - x0, y1 - y0, 1.0)
-        angle, factor, flip = 0.0, 1.0, False
-        if self.train and rng is not None:
-            angle = rng.uniform(-self.rotate, self.rotate)
-            factor = rng.uniform(*self.scale)
-            flip = rng.random() < self.hflip
-        half = self.size / 2
-        # Rotate and scale about the box centre, then move it to the crop centre.
-        m = cv2.getRotationMatrix2D(((x0 + x1) / 2, (y0 + y1) / 2), angle,
-                                    self.size / (side * factor))
-        m[:, 2] += [half - (x0 + x1) / 2, half - (y0 + y1) / 2]
-        if flip:
-            m[0] = -m[0]
-            m[0, 2] += self.size
-        return m
-
-    def __call__(self, sample, seed=0):
-        import cv2
-
-        rng = np.random.default_rng(seed)
-        m = self.matrix(sample["boxes"][0], rng)
-        # warpAffine maps pixel centres (index i = continuous i + 0.5).
-        shift = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1]])
-        to_index = np.array([[1.0, 0, -0.5], [0, 1.0, -0.5]])
-        pixel_map = to_index @ np.vstack([m, [0, 0, 1]]) @ shift
-        image = cv2.warpAffine(sample["image"], pixel_map, (self.size, self.size),
-                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        if image.ndim == 2:
-            image = image[..., None]
-        keypoints = np.array(sample["keypoints"], np.float32)
-        xy = keypoints[..., :2] @ m[:, :2].T + m[:, 2]
-        inside = ((xy >= 0) & (xy < self.size)).all(-1)
-        keypoints[..., :2] = xy
-        keypoints[..., 2] = np.where(inside, keypoints[..., 2], 0)
-        x0, y0, x1, y1 = sample["boxes"][0]
-        corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]]) @ m[:, :2].T + m[:, 2]
-        box = np.concatenate([corners.min(0), corners.max(0)])[None].astype(np.float32)
-        return {**sample, "image": image, "keypoints": keypoints, "boxes": box}
-
-
 def open_splits(config):
-    """`(train, val, test)` `ObjectCrops` of the shapes set."""
+    """`(train, val, test)` `ObjectCrops` of the shapes set: its cornered objects, one
+    "corner" channel."""
     from kerascv_suite.data import make_shapes
 
     count, small = config.shapes_count, max(1, config.shapes_count // 5)
-    return tuple(ObjectCrops(make_shapes(n, config.shapes_size, seed=config.seed, split=split))
+    return tuple(ObjectCrops(make_shapes(n, config.shapes_size, seed=config.seed, split=split),
+                             CORNERED, CHANNEL_NAMES)
                  for n, split in ((count, "train"), (small, "val"), (small, "test")))
 
 
@@ -263,8 +154,6 @@ class KeypointData(_base.ClassifierData):
                 f"{'x'.join(map(str, self.heatmap_size))}")
 
     def targets(self, batch):
-        from kerascv_suite.metrics.keypoints import gaussian_heatmaps
-
         return gaussian_heatmaps(batch["keypoints"], self.heatmap_size, STRIDE, self.sigma,
                                  agnostic=True)
 
@@ -320,15 +209,6 @@ def load_data(config) -> KeypointData:
 # === Model ===
 
 
-def heatmap_outputs(model) -> list[str]:
-    """The model's heatmap output names, first stack first; the last is the prediction."""
-    names = list(model.output) if isinstance(model.output, dict) else []
-    if not names or not all(n.startswith("heatmaps_") for n in names):
-        raise ValueError(f"{model.name} does not output stacked heatmaps (a dict of "
-                         f"'heatmaps_<stack>'). Received: outputs {names or model.output}")
-    return sorted(names, key=lambda n: int(n.rsplit("_", 1)[1]))
-
-
 def compile_keypoints(model, config, lr, epochs, steps_per_epoch):
     """MSE on every stack, equally weighted (the paper's intermediate supervision)."""
     _base.compile_model(model, config, lr, epochs, steps_per_epoch,
@@ -355,41 +235,6 @@ def prepare_model(config, data, state, run_dir, log=print):
 # === Evaluation ===
 
 
-def predict_corners(model, images, keypoints):
-    """Predicted corners matched to the true ones: `(batch, num_keypoints, 2)` crop pixels.
-
-    Each object takes as many of the last stack's highest peaks as it has labelled corners.
-    """
-    from kerascv_suite.metrics.keypoints import decode_peaks, match_unordered
-
-    outputs = model.predict_on_batch(images)
-    heatmaps = np.asarray(outputs[heatmap_outputs(model)[-1]])
-    num_keypoints = keypoints.shape[-2]
-    coords, _ = decode_peaks(heatmaps, num_keypoints, stride=STRIDE)
-    return match_unordered(coords[:, 0], keypoints[..., :2], keypoints[..., 2] > 0), heatmaps
-
-
-def evaluate_pck(model, batches, alphas=PCK_ALPHAS, keep=0):
-    """PCK over all `batches` (loader batch dicts); `keep` crops are returned for drawing.
-
-    Returns:
-        `({alpha: pck}, [(image, true_keypoints, predicted, heatmap)])`.
-    """
-    from kerascv_suite.metrics.keypoints import PCKAccumulator, box_normalizer
-
-    accumulator = PCKAccumulator(alphas)
-    samples = []
-    for batch in batches:
-        keypoints = batch["keypoints"][:, 0]
-        predicted, heatmaps = predict_corners(model, batch["images"], keypoints)
-        accumulator.update(predicted, keypoints[..., :2], keypoints[..., 2] > 0,
-                           box_normalizer(batch["boxes"][:, 0]))
-        for row in range(min(len(predicted), keep - len(samples))):
-            samples.append((batch["images"][row], keypoints[row], predicted[row],
-                            heatmaps[row, ..., 0]))
-    return accumulator.result(), samples
-
-
 def epoch_callbacks(config, data, run_dir, tracker):
     """A callback that writes validation PCK (`val_pck`, `val_pck_0.05`, `val_pck_0.2`) into
     each epoch's logs, so it is monitored, saved to results.csv and logged to MLflow."""
@@ -397,33 +242,15 @@ def epoch_callbacks(config, data, run_dir, tracker):
 
     class ValidationPCK(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            scores, _ = evaluate_pck(self.model, data.val_loader.iter_epoch(0))
+            scores = evaluate_pck(self.model, data.val_loader.iter_epoch(0), PCK_ALPHAS,
+                                  STRIDE, prefix="val_")
             if logs is not None:
-                logs.update({metric_name(a): float(v) for a, v in scores.items()})
+                logs.update(scores)
 
     return [ValidationPCK()]
 
 
 # === Report ===
-
-
-def draw_sample(image, keypoints, predicted, heatmap, zoom=4):
-    """A panel: the crop with true (green) and predicted (red) corners, and the heatmap."""
-    import cv2
-
-    size = image.shape[0] * zoom
-    canvas = cv2.resize(np.ascontiguousarray(image), (size, size),
-                        interpolation=cv2.INTER_NEAREST)
-    for (x, y, v), (px, py) in zip(keypoints, predicted):
-        if v <= 0:
-            continue
-        cv2.circle(canvas, (int(x * zoom), int(y * zoom)), 2 * zoom, (0, 255, 0), -1)
-        cv2.drawMarker(canvas, (int(px * zoom), int(py * zoom)), (255, 0, 0),
-                       cv2.MARKER_CROSS, 4 * zoom, 2)
-    heat = np.clip(heatmap, 0, 1)
-    heat = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
-    heat = cv2.resize(heat, (size, size), interpolation=cv2.INTER_NEAREST)
-    return np.concatenate([canvas, heat], axis=1)
 
 
 def finalize(config, data, state, run_dir, tracker, log=print):
@@ -440,18 +267,19 @@ def finalize(config, data, state, run_dir, tracker, log=print):
     folder = checkpoint_dir(run_dir)
     best = folder / BEST if (folder / BEST).is_file() else folder / LAST
     model = keras.saving.load_model(best)
-    scores, samples = evaluate_pck(model, data.test_batches(), keep=config.num_samples)
-    test_metrics = {metric_name(a, "test_"): float(v) for a, v in scores.items()}
+    test_metrics = evaluate_pck(model, data.test_batches(), PCK_ALPHAS, STRIDE, prefix="test_")
     tracker.log_metrics(test_metrics)
-    log(f"Test: PCK@0.1 {scores[0.1]:.4f}, PCK@0.05 {scores[0.05]:.4f}, PCK@0.2 "
-        f"{scores[0.2]:.4f} ({len(data.test_loader.dataset)} objects, {best.name})")
+    log(f"Test: PCK@0.1 {test_metrics['test_pck']:.4f}, PCK@0.05 "
+        f"{test_metrics['test_pck_0.05']:.4f}, PCK@0.2 {test_metrics['test_pck_0.2']:.4f} "
+        f"({len(data.test_loader.dataset)} objects, {best.name})")
     plots = Path(run_dir) / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     paths = [plots / "curves.png"]
     plot_curves(state.history, paths[0])
-    for index, sample in enumerate(samples):
+    panels = draw_keypoint_samples(model, data.test_batches(), config.num_samples, STRIDE)
+    for index, panel in enumerate(panels):
         path = plots / f"keypoints_{index}.png"
-        write_image(path, draw_sample(*sample))
+        write_image(path, panel)
         paths.append(path)
     for path in paths:
         tracker.log_artifact(path, "report")
