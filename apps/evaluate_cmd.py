@@ -1,5 +1,7 @@
 """`kcv evaluate`: accuracy, top-5, per-class P/R/F1 and a confusion matrix of classifiers;
-the 12 COCO statistics, VOC mAP@0.5 and PR curves of detectors."""
+the 12 COCO statistics, VOC mAP@0.5 and PR curves of detectors; mIoU, pixel accuracy and
+per-class IoU of segmenters. Each is its task's one evaluation path, the code that scores the
+test split at the end of training."""
 
 import json
 
@@ -14,9 +16,11 @@ BACKENDS = ("tensorflow", "jax", "torch")
                    "(softmax outputs averaged).")
 @click.option("--data", default=None,
               help="Classifiers: 'digits' (built in) or a folder of class folders [digits]. "
-                   "Detectors: 'shapes' (built in) or a VOC / COCO / YOLO dataset [shapes].")
-@click.option("--data-format", type=click.Choice(["voc", "coco", "yolo"]), default=None,
-              help="Detectors: format of the --data folder [detected].")
+                   "Detectors and segmenters: 'shapes' (built in) or a VOC / COCO / YOLO / "
+                   "masks dataset [shapes].")
+@click.option("--data-format", type=click.Choice(["voc", "coco", "yolo", "masks"]),
+              default=None, help="Detectors and segmenters: format of the --data folder "
+                                 "[detected].")
 @click.option("--split", default="test", show_default=True,
               help="Split to evaluate (a folder without it is evaluated whole).")
 @click.option("--tta", type=click.Choice(["10crop"]), default=None,
@@ -59,7 +63,12 @@ def evaluate_command(models, data, data_format, split, tta, batch_size, image_si
         check_backend(backend)
     except RuntimeError as e:
         raise click.BadParameter(str(e), param_hint="--backend") from e
-    detector = _detector_or_none(models)
+    task, model = _single_model(models)
+    if task == "segmentation":
+        _evaluate_segmenter(model, models[0], data or "shapes", data_format, split,
+                            batch_size, output_format, shapes_count)
+        return
+    detector = model if task == "detection" else None
     detector_options = {"--data-format": data_format, "--score-threshold": score_threshold,
                         "--iou-threshold": iou_threshold, "--max-detections": max_detections,
                         "--shapes-count": shapes_count}
@@ -92,20 +101,47 @@ def evaluate_command(models, data, data_format, split, tta, batch_size, image_si
     click.echo(format_report(result))
 
 
-def _detector_or_none(models):
-    """The loaded detector when `models` is one detector, else None (registry names are
-    told apart by their task, without building them)."""
+def _evaluate_segmenter(model, ref, data, data_format, split, batch_size, output_format,
+                        shapes_count):
+    from kerascv_suite.pipelines.evaluate_segmentation import evaluate_model
+
+    try:
+        report = evaluate_model(model, data, data_format, split, batch_size,
+                                shapes_count=shapes_count or 160,
+                                log=lambda m: click.echo(m, err=True))
+    except FileNotFoundError as e:
+        raise click.BadParameter(str(e), param_hint="--data") from e
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
+    report["model"] = ref
+    if output_format == "json":
+        click.echo(json.dumps(report, indent=2))
+        return
+    lines = [f"{ref} on {data}/{split} ({report['images']} images)",
+             f"mIoU {report['miou']:.4f}   pixel accuracy {report['pixel_accuracy']:.4f}", ""]
+    width = max(5, *(len(n) for n in report["per_class_iou"]))
+    lines += [f"{name:<{width}}  IoU {iou:.4f}" for name, iou in report["per_class_iou"].items()]
+    click.echo("\n".join(lines))
+
+
+def _single_model(models):
+    """`(task, model)` when `models` is one detector or segmenter (loaded once), else
+    `(None, None)`: classifiers and ensembles go to the classification pipeline. Registry
+    names are told apart by their task, without building them."""
     if len(models) != 1:
-        return None
+        return None, None
     from kerascv_suite.models.registry import get_spec, is_registered
 
-    if is_registered(models[0]) and get_spec(models[0]).task != "detection":
-        return None
+    if is_registered(models[0]) and get_spec(models[0]).task == "classification":
+        return None, None
     from kerascv_suite.apps.options import resolve_model
     from kerascv_suite.models.detection.inference import is_detector
+    from kerascv_suite.models.metadata import describe
 
     model = resolve_model(models[0], "--model")
-    return model if is_detector(model) else None
+    if describe(model)["task"] == "segmentation":
+        return "segmentation", model
+    return ("detection", model) if is_detector(model) else (None, None)
 
 
 def _evaluate_detector(model, ref, data, data_format, split, batch_size, out, output_format,

@@ -7,10 +7,9 @@ Example:
 
 Models are anything `kerascv_suite.models.resolve.get_model` accepts (registry name,
 `.keras` file, MLflow URI). Several models form an ensemble that averages their softmax
-outputs. `tta="10crop"` is AlexNet's test-time augmentation (Krizhevsky, Sutskever and
-Hinton, "ImageNet Classification with Deep Convolutional Neural Networks", 2012, sec. 4.1):
-the image is resized to 256/224 of the model's input, and the softmax outputs of the four
-corner crops, the centre crop and their horizontal mirrors are averaged.
+outputs; `tta="10crop"` is AlexNet's test-time augmentation. Prediction is
+`kerascv_suite.models.classification.inference.predict_dataset`, the code that scores the
+test split at the end of training.
 
 Keras is imported lazily (inside `run`), so the CLI can set the backend first.
 """
@@ -21,11 +20,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
-
-TTA_MODES = ("10crop",)
-# AlexNet crops 224x224 patches from 256x256 images (sec. 4.1).
-TEN_CROP_RESIZE = 256 / 224
+from kerascv_suite.models.classification.inference import (TTA_MODES, ensemble_members,
+                                                           predict_dataset)
 
 
 @dataclasses.dataclass
@@ -102,113 +98,6 @@ def load_split(data, split, channels):
     return read_folders(root, split if (root / split).is_dir() else None, channels=channels)
 
 
-def _resize(image, size):
-    import cv2
-
-    height, width = size
-    if image.shape[:2] == (height, width):
-        return image
-    resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-    return resized.reshape(height, width, image.shape[2])
-
-
-def _match_channels(images, channels):
-    """Grayscale data for an RGB model is repeated; RGB data for a gray model is averaged."""
-    have = images.shape[-1]
-    if have == channels:
-        return images
-    if have == 1:
-        return np.repeat(images, channels, axis=-1)
-    if channels == 1:
-        return images.mean(axis=-1, keepdims=True).round().astype(images.dtype)
-    raise ValueError(f"Cannot feed {have}-channel images to a {channels}-channel model.")
-
-
-def ten_crop(image, size):
-    """AlexNet's ten views of one image.
-
-    Args:
-        image: `(height, width, channels)` array, at least `size`.
-        size: `(crop_height, crop_width)`.
-
-    Returns:
-        `(10, crop_height, crop_width, channels)`: top-left, top-right, bottom-left,
-        bottom-right and centre crops, then the same five mirrored left-right.
-    """
-    height, width = image.shape[:2]
-    ch, cw = size
-    if height < ch or width < cw:
-        raise ValueError(f"A {height}x{width} image is smaller than the {ch}x{cw} crop.")
-    top, left = (height - ch) // 2, (width - cw) // 2
-    corners = [(0, 0), (0, width - cw), (height - ch, 0), (height - ch, width - cw), (top, left)]
-    crops = [image[y:y + ch, x:x + cw] for y, x in corners]
-    crops += [crop[:, ::-1] for crop in crops]
-    return np.stack(crops)
-
-
-def _views(images, size, tta):
-    """`(batch * views, h, w, c)` inputs and the number of views per image."""
-    if tta is None:
-        return np.stack([_resize(image, size) for image in images]), 1
-    big = (round(size[0] * TEN_CROP_RESIZE), round(size[1] * TEN_CROP_RESIZE))
-    return np.concatenate([ten_crop(_resize(image, big), size) for image in images]), 10
-
-
-class _Member:
-    """One model with the input size and channel count its images are prepared for."""
-
-    def __init__(self, model, image_size, fallback_size):
-        self.model = model
-        shape = tuple(model.inputs[0].shape[1:])
-        if len(shape) != 3:
-            raise ValueError(f"Model {model.name!r} does not take images: input {shape}.")
-        height, width, channels = shape
-        if height is None or width is None:
-            side = image_size or fallback_size
-            height, width = (side, side) if isinstance(side, int) else side
-        self.size = (int(height), int(width))
-        self.channels = int(channels) if channels else 3
-
-    def predict(self, images, tta):
-        inputs, views = _views(_match_channels(images, self.channels), self.size, tta)
-        probabilities = np.asarray(self.model.predict_on_batch(inputs), np.float64)
-        if probabilities.ndim != 2:
-            raise ValueError(f"Model {self.model.name!r} does not output (batch, classes).")
-        # Mean over each image's views (the views of one image are consecutive).
-        return probabilities.reshape(len(images), views, -1).mean(axis=1)
-
-
-def _ensemble_members(models, image_size, fallback_size):
-    """One averaging keras model when the members share their input (one forward pass per
-    batch), else the members themselves, averaged in numpy (same arithmetic)."""
-    members = [_Member(m, image_size, fallback_size) for m in models]
-    if len(members) == 1:
-        return members, "single"
-    shapes = {(m.size, m.channels) for m in members}
-    if len(shapes) > 1:
-        return members, "mean"
-    from kerascv_suite.models.classification.ensemble import ensemble
-
-    averaged = ensemble([m.model for m in members], name="ensemble")
-    return [_Member(averaged, image_size, fallback_size)], "model"
-
-
-def predict_dataset(members, dataset, batch_size, tta, log=print):
-    """Averaged probabilities `(num_samples, num_classes)` and labels `(num_samples,)`."""
-    from kerascv_suite.data.dataset import batches, log_skipped
-
-    probabilities, labels = [], []
-    for batch in batches(dataset, batch_size):
-        images = np.stack([sample["image"] for sample in batch])
-        outputs = [member.predict(images, tta) for member in members]
-        probabilities.append(np.mean(outputs, axis=0))
-        labels.extend(int(sample["label"]) for sample in batch)
-    if not labels:
-        raise ValueError("The evaluation split is empty; nothing to evaluate.")
-    log_skipped(dataset, log)
-    return np.concatenate(probabilities), np.asarray(labels)
-
-
 def run(config: EvaluateConfig, log=print) -> EvaluateResult:
     """Loads the models and the data, predicts, and computes (and optionally writes) the report.
 
@@ -229,7 +118,7 @@ def run(config: EvaluateConfig, log=print) -> EvaluateResult:
             f"{len(dataset.class_names)}. Received: models={config.models}"
         )
     first = dataset[0]["image"]
-    members, mode = _ensemble_members(models, config.image_size, first.shape[:2])
+    members, mode = ensemble_members(models, config.image_size, first.shape[:2])
     probabilities, labels = predict_dataset(members, dataset, config.batch_size, config.tta,
                                             log=log)
     report = classification_report(probabilities, labels, dataset.class_names)
@@ -241,7 +130,7 @@ def run(config: EvaluateConfig, log=print) -> EvaluateResult:
 
 def write_outputs(result, out):
     """Writes `report.json` and `confusion_matrix.png` into `out`."""
-    from kerascv_suite.training.plots import plot_confusion_matrix
+    from kerascv_suite.visualization import plot_confusion_matrix
 
     out.mkdir(parents=True, exist_ok=True)
     result.confusion_matrix_path = out / "confusion_matrix.png"

@@ -94,3 +94,52 @@ def evaluate_folders(gt_folder, pred_folder, num_classes, ignore_index=255):
         extra_predictions=sorted(set(predicted) - set(truth)),
         mismatched=mismatched,
     )
+
+
+def load_split(data, format, split, size, shapes_count=160, seed=0):
+    """The labelled split a segmenter is evaluated on: the built-in shapes test split
+    (generated at the model's input size, as `kcv train` generated it) or a folder's."""
+    from kerascv_suite.data import list_splits, make_shapes, read_dataset
+    from kerascv_suite.data.splits import check_folder, detect_format
+
+    if data == "shapes":
+        return make_shapes(shapes_count, size[0], seed=seed, split=split)
+    root = check_folder(data, "shapes")
+    fmt = format or detect_format(root, "segmentation")
+    splits = [s for s in list_splits(root, fmt) if s is not None]
+    if splits and split not in splits:
+        raise ValueError(f"{root} has no split {split!r}; it has {splits}. "
+                         f"Received: split={split!r}")
+    return read_dataset(root, fmt, split if splits else None)
+
+
+def evaluate_model(model, data="shapes", format=None, split="test", batch_size=8,
+                   shapes_count=160, seed=0, log=print):
+    """Scores a segmenter on a labelled split with the segmentation task's one evaluation
+    path (`kerascv_suite.tasks.segmentation.evaluate_segmenter`, the code that scores the
+    test split at the end of training): mIoU, pixel accuracy and per-class IoU in each
+    image's own pixels.
+
+    Returns:
+        A dict: `miou`, `pixel_accuracy`, `per_class_iou` `{class: iou}`, `images`,
+        `class_names`.
+    """
+    from kerascv_suite.data.dataset import log_skipped
+    from kerascv_suite.models.metadata import describe
+    from kerascv_suite.tasks.segmentation import evaluate_segmenter
+
+    size = tuple(model.inputs[0].shape[1:3])
+    dataset = load_split(data, format, split, size, shapes_count, seed)
+    names = list(dataset.mask_class_names)
+    if model.output_shape[-1] != len(names):
+        raise ValueError(f"The segmenter predicts {model.output_shape[-1]} classes "
+                         f"{describe(model)['class_names'] or ''} but {data!r} has "
+                         f"{len(names)}: {names}. Evaluate on data with the classes it was "
+                         f"trained on.")
+    result = evaluate_segmenter(model, dataset, names, batch_size)
+    log_skipped(dataset, log)
+    metrics = result.metrics()
+    return {"miou": metrics["miou"], "pixel_accuracy": metrics["pixel_accuracy"],
+            "per_class_iou": {name: float(iou) for name, iou in
+                              zip(names, result.scores.per_class_iou)},
+            "images": len(dataset), "class_names": names, "data": data, "split": split}

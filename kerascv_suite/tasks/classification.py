@@ -70,12 +70,6 @@ def model_input(config):
     return size, channels
 
 
-def test_batches(loader, channels):
-    """`(images, labels)` numpy batches of an evaluation loader, in order."""
-    for batch in loader.iter_epoch(0):
-        yield batch["images"][..., :channels], batch["labels"]
-
-
 class ClassificationTask(Task):
     """Softmax classifiers (LeNet-5 ... ResNet, SqueezeNet) trained with cross-entropy."""
 
@@ -107,8 +101,7 @@ class ClassificationTask(Task):
                               seed=config.seed, num_workers=workers)
 
         loaders = {"train": loader(train, train_aug, True, config.workers),
-                   "val": loader(val, eval_aug, False, config.workers) if val else None,
-                   "test": loader(test or val, eval_aug, False, 0)}
+                   "val": loader(val, eval_aug, False, config.workers) if val else None}
         return TaskData(
             splits={"train": train, "val": val, "test": test or val},
             loaders=loaders,
@@ -151,11 +144,16 @@ class ClassificationTask(Task):
                              f"Received: model with {count} classes")
 
     def evaluate(self, model, config, data, split, log) -> Evaluation:
-        from kerascv_suite.training.report import classification_metrics, predict_batches
+        """The classification evaluation path of `kcv evaluate` (`predict_dataset`): each
+        image of the split resized to the model's input (bilinear), no augmentation."""
+        from kerascv_suite.models.classification.inference import ClassifierInput, \
+            predict_dataset
+        from kerascv_suite.training.report import classification_metrics
 
-        loader = data.loaders[split]
-        probabilities, labels, images = predict_batches(
-            model, test_batches(loader, data.input_shape[-1]))
+        member = ClassifierInput(model, None, data.input_shape[:2])
+        probabilities, labels, images = predict_dataset(
+            [member], data.splits[split], config.batch_size, keep_images=25,
+            log=lambda *_: None)
         metrics = classification_metrics(probabilities, labels, prefix="")
         summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         return Evaluation(metrics, f"{summary} ({len(labels)} images)",

@@ -7,26 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from kerascv_suite.metrics.classification import accuracy, confusion_matrix, top_k_accuracy
-from kerascv_suite.training import plots
-
-
-def predict_batches(model, batches, keep_images=25):
-    """Runs `model` over `(images, labels)` numpy batches.
-
-    Returns:
-        `(probabilities, labels, first_images)`: `(num_samples, num_classes)` float32,
-        `(num_samples,)` int, and up to `keep_images` input images for a preview grid.
-    """
-    probabilities, labels, images = [], [], []
-    for batch_images, batch_labels in batches:
-        probabilities.append(np.asarray(model.predict_on_batch(batch_images), np.float32))
-        labels.append(np.asarray(batch_labels).astype(int))
-        if sum(len(i) for i in images) < keep_images:
-            images.append(np.asarray(batch_images))
-    if not labels:
-        raise ValueError("The evaluation split is empty; nothing to evaluate.")
-    first = np.concatenate(images)[:keep_images]
-    return np.concatenate(probabilities), np.concatenate(labels), first
+from kerascv_suite import visualization as plots
 
 
 def classification_metrics(probabilities, labels, prefix="test_"):

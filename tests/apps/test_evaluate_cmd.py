@@ -11,8 +11,9 @@ from sklearn import metrics as skm
 from kerascv_suite.apps.cli import main
 from kerascv_suite.data.builtin.digits import load_digits
 from kerascv_suite.models import build
-from kerascv_suite.pipelines.evaluate_classifier import (EvaluateConfig, _ensemble_members,
-                                                          predict_dataset, run, ten_crop)
+from kerascv_suite.models.classification.inference import (ensemble_members,
+                                                           predict_dataset, ten_crop)
+from kerascv_suite.pipelines.evaluate_classifier import EvaluateConfig, run
 
 
 def _digits(split):
@@ -118,12 +119,12 @@ def test_ensemble_averages_the_members_softmax(trained, tmp_path):
 
     # The one-model ensemble (kerascv_suite's `ensemble`) and the per-member mean agree.
     models = [keras.saving.load_model(p) for p in trained]
-    members, mode = _ensemble_members(models, None, (32, 32))
+    members, mode = ensemble_members(models, None, (32, 32))
     assert mode == "model" and len(members) == 1
     dataset = load_digits("test")
     combined, _ = predict_dataset(members, dataset, 64, None)
-    separate, _ = predict_dataset(_ensemble_members(models[:1], None, (32, 32))[0]
-                                  + _ensemble_members(models[1:], None, (32, 32))[0],
+    separate, _ = predict_dataset(ensemble_members(models[:1], None, (32, 32))[0]
+                                  + ensemble_members(models[1:], None, (32, 32))[0],
                                   dataset, 64, None)
     np.testing.assert_allclose(combined, separate, atol=1e-6)
 

@@ -98,8 +98,7 @@ def test_grayscale_digits_reach_lenet5_as_one_channel_through_workers(workdir):
         assert images.shape == (64, 32, 32, 1) and labels.shape == (64,)
         # Nothing repeats gray to RGB any more: the loaders carry one channel from the start.
         assert data.loaders["val"].element_spec()["images"][0] == (None, 32, 32, 1)
-        test_images = next(data.loaders["test"].iter_epoch(0))["images"]
-        assert test_images.shape[1:] == (32, 32, 1)
+        assert data.splits["test"][0]["image"].shape == (32, 32, 1)
     finally:
         data.close()
 

@@ -1,4 +1,4 @@
-"""The keypoint pipeline's protocol: cornered shapes objects, one "corner" channel, targets,
+"""The keypoint task's protocol: cornered shapes objects, one "corner" channel, targets,
 the stacked loss, PCK of true heatmaps on real crops, the drawn report panels.
 
 The library pieces have their own tests (tests/data/test_keypoint_crops.py,
@@ -12,7 +12,8 @@ import pytest
 from kerascv_suite.data import make_shapes
 from kerascv_suite.data.keypoint_crops import ObjectCrops, TopDownCrop
 from kerascv_suite.metrics.keypoints import evaluate_pck, gaussian_heatmaps, heatmap_outputs
-from kerascv_suite.pipelines import train_keypoints as kp
+from kerascv_suite.tasks import keypoints as kp
+from kerascv_suite.tasks import load_config
 from kerascv_suite.visualization.keypoints import draw_keypoint_samples
 
 TINY = dict(epochs=1, shapes_count=16, image_size=16, batch_size=8, workers=0)
@@ -83,19 +84,22 @@ def test_every_stack_is_supervised_with_the_same_targets(tmp_path, monkeypatch):
     from kerascv_suite.models import build
 
     monkeypatch.chdir(tmp_path)
-    config = kp.load_config(None, **TINY)
+    config = load_config(None, model="hourglass", **TINY)
     # The recipe applies (its sigma 2) under the TINY overrides.
-    assert config.recipe == "hourglass_shapes.yaml" and config.sigma == 2.0
-    data = kp.load_data(config)
+    assert config.recipe == "hourglass_shapes" and config.sigma == 2.0
+    task = kp.KeypointTask()
+    data = task.load_data(config, tmp_path, lambda *_: None)
     try:
         model = build("hourglass", num_classes=1, input_shape=data.input_shape, num_stacks=2,
                       filters=8, depth=1)
         names = heatmap_outputs(model)
         assert names == ["heatmaps_1", "heatmaps_2"]
-        kp.compile_keypoints(model, config, 0.01, 1, 1)
-        images, targets = next(iter(data.fit_dataset(data.train_loader, names)))
+        task.compile(model, config, 0.01, 1, 1)
+        images, targets = next(iter(kp.heatmap_dataset(data.loaders["train"], names,
+                                                       data.extra["heatmap_size"],
+                                                       config.sigma)))
         assert sorted(targets) == names and images.shape[1:] == (16, 16, 3)
-        batch = next(data.train_loader.iter_epoch(0))
+        batch = next(data.loaders["train"].iter_epoch(0))
         expected = gaussian_heatmaps(batch["keypoints"], (4, 4), 4, sigma=2.0, agnostic=True)
         for name in names:
             np.testing.assert_allclose(keras.ops.convert_to_numpy(targets[name]), expected)
