@@ -232,8 +232,8 @@ def test_segment_image_resize_mode_and_any_size_models():
 
     tiled_model, whole_model = _random_pointwise_models(16)
     rng = np.random.default_rng(2)
-    # 2x2 blocks of one colour: area-shrunk to 16x16 and the class map enlarged (nearest)
-    # back to 32x32, every block keeps its colour's class.
+    # 2x2 blocks of one colour: halved to 16x16 (bilinear samples mid-block) and the class
+    # map enlarged (nearest) back to 32x32, every block keeps its colour's class.
     image = np.repeat(np.repeat(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), 2, 0), 2, 1)
     direct = whole_model.predict(image[None].astype("float32"), verbose=0)[0].argmax(-1)
     for model, size in ((tiled_model, None), (whole_model, 16)):

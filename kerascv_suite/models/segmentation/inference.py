@@ -5,8 +5,9 @@ so the same functions serve `segment_image` (one image) and `kcv segment` (a fol
 streamed through tf.data, whose writer threads stitch tiles as they arrive).
 
 Two ways to fit an image of any size to the model's input (`mode`):
-    resize  the whole image is resized to the input (what models trained on whole, resized
-            images expect: the recipes here). The class map is taken (argmax) at the
+    resize  the whole image is resized to the input (`kerascv_suite.data.resize_image`, the
+            evaluation augmenters' resize: what models trained on whole, resized images
+            expect, the recipes here). The class map is taken (argmax) at the
             model's resolution and resized to the original size with nearest neighbour,
             which keeps class ids intact and costs a fraction of resizing `K` probability
             planes (the model resolved nothing finer than its output grid anyway).
@@ -59,20 +60,6 @@ def model_input_size(model, image_size=None):
                              f"(--image-size). Received: input_shape={model.input_shape}")
         return int(image_size), int(image_size)
     return int(height), int(width)
-
-
-def resize_image(image, size):
-    """`(h, w, channels)` image resized to `size` `(height, width)`: area interpolation
-    when shrinking, bilinear otherwise; returned as is when it has that size."""
-    import cv2
-
-    height, width = size
-    if image.shape[:2] == (height, width):
-        return image
-    shrink = image.shape[0] > height or image.shape[1] > width
-    resized = cv2.resize(image, (width, height),
-                         interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return resized.reshape(height, width, *image.shape[2:])
 
 
 # === Tiles ===
@@ -162,6 +149,8 @@ def model_inputs(image, size, channels=3, mode="resize", overlap=0.25):
         resized) and the `TileLayout`, or None when resized.
     """
     import cv2
+
+    from kerascv_suite.data.image_io import resize_image
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}. Received: mode={mode!r}")
