@@ -518,7 +518,16 @@ class DetectionTask(Task):
         if config.weights:
             log(f"Training on from {config.weights}.")
             return get_model(config.weights), None
-        return build_registered(config.model_name, config.model_options,
+        options = dict(config.model_options)
+        if data.extra["family"] != "single_shot":
+            # The R-CNN family holds its post-processing as constructor arguments: the
+            # checkpoint then evaluates (`kcv evaluate`) as the run did.
+            for key, value in (("score_threshold", config.score_threshold),
+                               ("nms_threshold", config.iou_threshold),
+                               ("max_detections", config.max_detections)):
+                if value is not None:
+                    options[key] = value
+        return build_registered(config.model_name, options,
                                 num_classes=len(data.class_names),
                                 input_shape=data.input_shape), None
 

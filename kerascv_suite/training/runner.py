@@ -283,7 +283,6 @@ def prepare_model(task, config, data, state, run_dir, log=print):
     import kerascv_suite.layers  # noqa: F401  (registers custom layers for loading)
     import kerascv_suite.losses  # noqa: F401  (registers the losses for loading)
     import kerascv_suite.models  # noqa: F401  (registers the model classes for loading)
-    from kerascv_suite.models.metadata import with_metadata
     from kerascv_suite.training import finetune
     from kerascv_suite.training.state import LAST, checkpoint_dir
 
@@ -308,7 +307,7 @@ def prepare_model(task, config, data, state, run_dir, log=print):
             outputs = keras.layers.Activation("linear", dtype="float32",
                                               name="output_float32")(model.outputs[0])
             model = keras.Model(model.inputs, outputs, name=model.name)
-        model = with_metadata(model, **task.metadata(config, data))
+        model = remember(model, task.metadata(config, data))
         if config.freeze is not None:
             frozen = finetune.apply_freeze(model, config.freeze, transferred)
             log(f"Phase 1 ({phase1} epochs): {len(frozen)} layers frozen ({config.freeze}).")
@@ -323,6 +322,19 @@ def prepare_model(task, config, data, state, run_dir, log=print):
 
         second_phase = (phase1, unfreeze)
     return model, second_phase
+
+
+def remember(model, fields):
+    """`model` carrying `fields` (see `models.describe`). Decoder settings that the model
+    determines itself (the constructor thresholds of the R-CNN family) stay the model's:
+    the run's own are passed to the detector at evaluation."""
+    from kerascv_suite.models.metadata import HasMetadata, with_metadata
+
+    if isinstance(model, HasMetadata) and fields.get("decoder"):
+        own = model.metadata_facts().get("decoder") or {}
+        fields = {**fields, "decoder": {k: v for k, v in fields["decoder"].items()
+                                        if k not in own}}
+    return with_metadata(model, **fields)
 
 
 # === The end of a run ===
@@ -342,8 +354,6 @@ def finalize(task, config, data, state, run_dir, tracker, log=print):
     it when asked."""
     import keras
 
-    from kerascv_suite.models.metadata import with_metadata
-
     best = best_checkpoint(run_dir)
     model = task.before_evaluation(keras.saving.load_model(best), config, data, best, log)
     evaluation = task.evaluate(model, config, data, "test", log)
@@ -356,7 +366,7 @@ def finalize(task, config, data, state, run_dir, tracker, log=print):
         tracker.log_artifact(path, "report")
     tracker.log_artifact(Path(run_dir) / "config.yaml")
     tracker.log_artifact(Path(run_dir) / "results.csv")
-    logged = with_metadata(task.inference_model(model, config), **task.metadata(config, data))
+    logged = remember(task.inference_model(model, config), task.metadata(config, data))
     model_uri = tracker.log_model(logged, evaluation.sample_inputs, evaluation.sample_outputs)
     version = None
     if config.register:

@@ -21,7 +21,7 @@ NAMES = ["circle", "square", "triangle"]
 
 def write_wide_voc(root):
     """Shapes scenes stretched to 320x240 (boxes scaled with them) in VOC layout."""
-    for split, count in (("train", 16), ("val", 6), ("test", 6)):
+    for split, count in (("train", 8), ("val", 3), ("test", 6)):
         samples = []
         for index, sample in enumerate(make_shapes(count, 96, seed=1, split=split)):
             image = cv2.resize(sample["image"], (WIDTH, HEIGHT), interpolation=cv2.INTER_LINEAR)
