@@ -151,10 +151,6 @@ def scores_from_matrix(matrix):
     return miou, accuracy, per_class
 
 
-# The former private name, still imported by pipelines/train_segmenter.py; remove with it.
-_scores_from_matrix = scores_from_matrix
-
-
 @keras.saving.register_keras_serializable(package="kerascv_suite")
 class MeanIoUFromConfusion(keras.metrics.Metric):
     """Dataset-level mIoU (or pixel accuracy) from an accumulated confusion matrix.

@@ -61,7 +61,7 @@ def deconvnet(
             (with 5 blocks, inputs of 193 pixels or more) and "same" otherwise. Parameters
             are the same.
         blocks: encoder blocks, each mirrored by an unpooling block (5: the paper). The
-            CPU recipe (pipelines/recipes/deconvnet_shapes.yaml) uses 3 (fewer sparse
+            CPU recipe (kerascv_suite/recipes/deconvnet_shapes.yaml) uses 3 (fewer sparse
             unpoolings train much faster from scratch) with `fc_padding="same"`: on 64x64
             inputs the last pooling is 8x8, where a "valid" 7x7 fc6 would leave a 2x2 map.
         backbone_weights: keras.applications `VGG16(include_top=False)` weights copied into

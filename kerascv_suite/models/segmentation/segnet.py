@@ -56,7 +56,7 @@ def segnet(
         preprocessing: `ImagePreprocessing` mode; `"caffe"` is VGG16's.
         width: filter multiplier of every layer but the classifier (1.0: the paper).
         blocks: encoder blocks, each mirrored by a decoder block (5: the paper). The CPU
-            recipe (pipelines/recipes/segnet_shapes.yaml) uses 3, an 8x8 bottleneck on
+            recipe (kerascv_suite/recipes/segnet_shapes.yaml) uses 3, an 8x8 bottleneck on
             64x64 inputs: each index unpooling leaves 3 of 4 positions zero, and with 5 of
             them a small model trained for minutes stays near "all background".
         backbone_weights: keras.applications `VGG16(include_top=False)` weights copied into
