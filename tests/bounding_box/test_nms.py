@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from keras import ops
 
-from kerascv_suite.bounding_box import batched_nms, rpn_anchors
+from kerascv_suite.bounding_box import BoxCoder, batched_nms, rpn_anchors
 from kerascv_suite.bounding_box.nms import top_k_pairs
 from kerascv_suite.models.detection.detection_output import DetectionDecoder
-from kerascv_suite.models.detection.proposals import detect, generate_proposals
+from kerascv_suite.models.detection.proposals import clip_boxes, detect, generate_proposals
 
 pytestmark = pytest.mark.backend
 
@@ -277,11 +277,12 @@ def test_two_stage_detect_and_proposals_honour_pre_nms_top_k():
     boxes, valid = generate_proposals(logits, deltas, anchors, (64, 64), pre_nms_top_k=8,
                                       post_nms_top_k=20, nms_threshold=0.7)
     assert ops.convert_to_numpy(boxes).shape == (2, 20, 4)
-    # The candidates: with NMS off (IoU never exceeds 1) every box comes back in
-    # objectness order, so the first 8 rows are the 8 candidates, in rank order.
-    ranked, _ = generate_proposals(logits, deltas, anchors, (64, 64), pre_nms_top_k=144,
-                                   post_nms_top_k=144, nms_threshold=1.0)
-    ranked = ops.convert_to_numpy(ranked)[:, :8]
+    # The 8 candidates: the decoded, clipped anchors of the 8 best objectness logits.
+    decoded = ops.convert_to_numpy(clip_boxes(BoxCoder().decode(anchors[None], deltas),
+                                              (64, 64)))
+    top = np.argsort(-logits, axis=1, kind="stable")[:, :8]
+    ranked = np.take_along_axis(decoded, top[..., None], axis=1)
+    assert np.all(ranked[..., 2:] - ranked[..., :2] >= 1e-3)  # none under min_size
     boxes, valid = ops.convert_to_numpy(boxes), ops.convert_to_numpy(valid)
     for b in range(2):
         keep = _reference(ranked[b], np.linspace(1, 0.5, 8), np.zeros(8), 0.7, 0.0, 20)
