@@ -13,14 +13,15 @@ from kerascv_suite.apps.evaluate_cmd import BACKENDS
 @click.option("--score-threshold", type=click.FloatRange(0, 1, max_open=True), default=0.25,
               show_default=True, help="Minimum detection score.")
 @click.option("--iou-threshold", type=click.FloatRange(0, 1, min_open=True), default=None,
-              help="NMS IoU [the model's: YOLO v1 0.5, SSD 0.45, Faster R-CNN 0.5, "
-                   "Fast R-CNN / R-CNN 0.3].")
+              help="NMS IoU [the model's decoder setting: YOLO v1 0.5, SSD 0.45, "
+                   "Faster R-CNN 0.5, Fast R-CNN / R-CNN 0.3].")
 @click.option("--max-detections", type=click.IntRange(min=1), default=None,
               help="Detections per image [the model's].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Redo images whose outputs already exist.")
 @click.option("--class-names", default=None,
-              help="Comma-separated class names [the model's, else class_<id>].")
+              help="Comma-separated class names, overriding those the model carries "
+                   "[the model's, else class_<id>].")
 @click.option("--resize", type=click.Choice(["stretch", "letterbox"]), default="stretch",
               show_default=True,
               help="Bring images to the input size by a plain resize (as in training) or a "
@@ -41,7 +42,7 @@ def detect_command(folder, model, out, score_threshold, iou_threshold, max_detec
       kcv detect photos/ --model runs/detect/yolo/checkpoints/best.keras --score-threshold 0.4
       kcv detect photos/ --model best.keras --class-names circle,square,triangle --overwrite
     """
-    from kerascv_suite.pipelines.train_classifier import check_backend
+    from kerascv_suite.training.runner import check_backend
 
     try:
         check_backend(backend)

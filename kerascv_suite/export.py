@@ -9,6 +9,12 @@ Every export is self-contained: models own their preprocessing, so the exported 
 RGB images `(batch, height, width, channels)` in 0..255, like the Keras model.
 `load_exported` reloads an export as a NumPy function, so an export can be checked against
 the model it came from (`verify_export`).
+
+The model's metadata (`models.describe`: task, class names, registry name and builder
+arguments, input shape, preprocessing, decoder settings) goes with the export where the
+format has a place for it: ONNX `metadata_props` (one entry per field, the value as JSON) and
+a SavedModel's `assets/kcv_metadata.json`; `exported_metadata` reads it back. (TFLite
+metadata is not written yet.)
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import numpy as np
 # Our format names -> Keras `model.export` format names.
 FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
 SUFFIXES = {"saved_model": "", "onnx": ".onnx", "tflite": ".tflite"}
+METADATA_FORMATS = ("onnx", "saved_model")
+SAVED_MODEL_METADATA = "assets/kcv_metadata.json"
 # Formats each Keras backend can write with the packages this project installs
 # (LiteRT needs tensorflow or torch; ONNX from jax needs jax2onnx, from torch onnxscript).
 BACKEND_FORMATS = {
@@ -54,7 +62,8 @@ def _check_format(format):
 
 
 def export_model(model, path, format="saved_model", overwrite=False):
-    """Writes `model` for inference in `format` at `path`.
+    """Writes `model` for inference in `format` at `path`, with its metadata where the
+    format has a place for it (see the module docstring).
 
     Args:
         model: a built `keras.Model` with one image input.
@@ -91,7 +100,56 @@ def export_model(model, path, format="saved_model", overwrite=False):
         # trace its input signature.
         model(np.zeros((1, *model.inputs[0].shape[1:]), "float32"))
     model.export(os.fspath(path), format=FORMATS[format], verbose=False)
+    write_metadata(path, format, model)
     return path
+
+
+def write_metadata(path, format, model):
+    """Stores `describe(model)` in the export at `path`: ONNX `metadata_props` or a
+    SavedModel asset; nothing for TFLite. Returns whether it was written."""
+    import json
+
+    from kerascv_suite.models.metadata import describe, to_json
+
+    fields = to_json(describe(model))
+    if format == "onnx":
+        import onnx
+
+        proto = onnx.load(os.fspath(path))
+        kept = [p for p in proto.metadata_props if p.key not in fields]
+        del proto.metadata_props[:]
+        proto.metadata_props.extend(kept)
+        for key, value in fields.items():
+            proto.metadata_props.add(key=key, value=json.dumps(value))
+        onnx.save(proto, os.fspath(path))
+        return True
+    if format == "saved_model":
+        target = Path(path) / SAVED_MODEL_METADATA
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(fields, indent=1), encoding="utf-8")
+        return True
+    return False
+
+
+def exported_metadata(path, format):
+    """The metadata `export_model` stored (the keys of `models.describe`, JSON values:
+    lists for tuples), or None where the export has none."""
+    import json
+
+    _check_format(format)
+    if format == "onnx":
+        import onnx
+
+        from kerascv_suite.models.metadata import FIELDS
+
+        props = {p.key: p.value for p in onnx.load(os.fspath(path)).metadata_props}
+        if not set(FIELDS) <= set(props):
+            return None
+        return {key: json.loads(props[key]) for key in FIELDS}
+    if format == "saved_model":
+        target = Path(path) / SAVED_MODEL_METADATA
+        return json.loads(target.read_text(encoding="utf-8")) if target.is_file() else None
+    return None
 
 
 def load_exported(path, format):

@@ -55,11 +55,13 @@ class DetectConfig:
         folder: folder of images (searched recursively; every file is tried).
         model: registry name, `.keras` file or MLflow model URI of a detector.
         out: output folder.
-        score_threshold, iou_threshold, max_detections: post-processing; None keeps the
-            model's (the paper's) setting.
+        score_threshold, iou_threshold, max_detections: post-processing, passed to the
+            inference call (the model is not changed); None keeps the model's
+            (`describe(model)["decoder"]`, the paper's by default).
         batch_size: images per predict call.
         overwrite: redo images whose outputs exist.
-        class_names: names of the detector's classes (None: the model's, else `class_<id>`).
+        class_names: names of the detector's classes, overriding those the model carries
+            (None: the model's, `describe(model)["class_names"]`, else `class_<id>`).
         resize: `"stretch"` (plain resize, the training pipeline's eval transform) or
             `"letterbox"` (aspect ratio kept, grey padding).
         max_proposals: selective-search proposals per image (Fast R-CNN, R-CNN).
@@ -168,18 +170,24 @@ def output_paths(out, name):
 
 
 def model_class_names(model, num_classes, class_names=None):
-    """`class_names` if given (checked against the model), else names the model stores
-    (`class_names` / `_kcv_class_names` attributes), else `class_0..class_{C-1}`."""
+    """The detector's class names: `class_names` if given (an override, checked against the
+    model), else those the model carries (`describe(model)["class_names"]`), else
+    `class_0..class_{C-1}`."""
+    from kerascv_suite.models.metadata import describe
+
     if class_names is not None:
         names = [str(n).strip() for n in class_names]
         if len(names) != num_classes:
             raise ValueError(f"{len(names)} class names for a detector of {num_classes} "
                              f"classes. Received: class_names={list(class_names)!r}")
         return names
-    for attribute in ("class_names", "_kcv_class_names"):
-        names = getattr(model, attribute, None)
-        if names is not None and len(names) == num_classes:
-            return [str(n) for n in names]
+    names = describe(model)["class_names"]
+    if names is not None:
+        if len(names) != num_classes:
+            raise ValueError(f"The model carries {len(names)} class names for its "
+                             f"{num_classes} classes; pass the right ones (--class-names). "
+                             f"Received: model class_names={names!r}")
+        return names
     return [f"class_{c}" for c in range(num_classes)]
 
 

@@ -2,7 +2,7 @@
 
 Every model built by the registry, trained, saved, logged to MLflow or exported carries:
 
-- `task`: one of `registry.TASKS`;
+- `task`: one of `constants.TASKS`;
 - `class_names`: the names of its output classes, index = class id;
 - `name` and `builder_args`: the registry name and the builder arguments it was built with
   (the variant's defaults merged with the overrides), so `build(name, **builder_args)`
@@ -37,6 +37,7 @@ from collections.abc import Mapping
 import keras
 import numpy as np
 
+from kerascv_suite.constants import TASKS
 from kerascv_suite.layers.image_preprocessing import ImagePreprocessing
 
 FIELDS = ("task", "class_names", "name", "builder_args", "input_shape", "preprocessing",
@@ -222,8 +223,6 @@ def _check_facts(model, fields):
 
 def _normalize(fields):
     """Validated, JSON-native copies of `fields`."""
-    from kerascv_suite.models.registry import TASKS
-
     out = {}
     for key, value in fields.items():
         if value is None:

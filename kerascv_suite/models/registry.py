@@ -13,7 +13,10 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-TASKS = ("classification", "detection", "segmentation", "keypoints")
+from kerascv_suite.constants import TASKS
+
+__all__ = ["TASKS", "ModelSpec", "build", "get_spec", "is_registered", "list_models",
+           "register_model"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,6 +34,20 @@ def detector_file(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def named_detector_file(tmp_path_factory):
+    """The same tiny YOLO v1, carrying its class names, saved as .keras."""
+    from kerascv_suite.models import with_metadata
+    from kerascv_suite.models.registry import build
+
+    model = with_metadata(build("yolo_v1", input_shape=(64, 64, 3), num_classes=3,
+                                width=1 / 16, fc_units=32),
+                          class_names=["circle", "square", "triangle"])
+    path = tmp_path_factory.mktemp("model") / "named.keras"
+    model.save(path)
+    return path
+
+
 @pytest.fixture
 def folder(tmp_path):
     root = tmp_path / "images"
@@ -154,3 +168,18 @@ def test_bad_input_is_a_usage_error(detector_file, folder, tmp_path):
     assert "2 class names" in result.output and "3 classes" in result.output
     result = _invoke("detect", folder, "--model", "no_such_model", code=2)
     assert "no_such_model" in result.output
+
+
+def test_detect_reads_the_class_names_the_model_carries(named_detector_file, folder,
+                                                        tmp_path):
+    out = tmp_path / "out"
+    _invoke("detect", folder, "--model", named_detector_file, "--out", out,
+            "--score-threshold", 0.0, "--max-detections", 2)
+    coco = json.loads((out / "detections.json").read_text())
+    assert [c["name"] for c in coco["categories"]] == ["circle", "square", "triangle"]
+    assert {a["category_id"] for a in coco["annotations"]} <= {0, 1, 2}
+    # --class-names overrides them.
+    _invoke("detect", folder, "--model", named_detector_file, "--out", out, "--overwrite",
+            "--class-names", "a,b,c")
+    coco = json.loads((out / "detections.json").read_text())
+    assert [c["name"] for c in coco["categories"]] == ["a", "b", "c"]

@@ -6,8 +6,9 @@ import pytest
 from click.testing import CliRunner
 
 from kerascv_suite.apps.cli import main
-from kerascv_suite.export import BACKEND_FORMATS, export_model, load_exported, verify_export
-from kerascv_suite.models import build
+from kerascv_suite.export import (BACKEND_FORMATS, export_model, exported_metadata,
+                                  load_exported, verify_export)
+from kerascv_suite.models import build, describe, with_metadata
 
 # Exports hold float32 graphs of the same ops; differences are rounding only.
 ATOL = 1e-4
@@ -133,3 +134,29 @@ def test_saved_model_on_every_backend_or_a_clear_error(tmp_path, backend):
         return
     path = export_model(model, tmp_path / "sm", "saved_model")
     assert verify_export(model, path, "saved_model").ok(ATOL)
+
+
+@tensorflow_only
+@pytest.mark.parametrize("export_format", ["onnx", "saved_model"])
+def test_export_carries_the_model_metadata(tmp_path, export_format):
+    keras_file = tmp_path / "lenet5.keras"
+    model = with_metadata(build("lenet5", num_classes=3), class_names=["a", "b", "c"])
+    model.save(keras_file)
+    out = tmp_path / f"lenet5{SUFFIX[export_format]}"
+    result = CliRunner().invoke(
+        main, ["export", "--model", str(keras_file), "--format", export_format,
+               "--out", str(out), "--no-verify"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    metadata = exported_metadata(out, export_format)
+    assert metadata["class_names"] == ["a", "b", "c"]
+    assert metadata["task"] == "classification" and metadata["name"] == "lenet5"
+    assert metadata["input_shape"] == [32, 32, 1] and metadata["preprocessing"] == "unit"
+    assert metadata["builder_args"] == describe(model)["builder_args"]
+    if export_format == "onnx":
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+        assert props["class_names"] == '["a", "b", "c"]'
+    # The export still runs as before.
+    np.testing.assert_allclose(load_exported(out, export_format)(_images((32, 32, 1))),
+                               model.predict(_images((32, 32, 1)), verbose=0), atol=ATOL)

@@ -4,6 +4,7 @@ import keras
 import pytest
 
 from kerascv_suite import models
+from kerascv_suite.models import describe
 from kerascv_suite.testing import run_model_test
 
 ALL_MODELS = models.list_models()
@@ -17,13 +18,32 @@ EXPECTED_CLASSIFIERS = {
 }
 
 
-def test_registry_has_every_classic_classifier():
-    missing = EXPECTED_CLASSIFIERS - set(models.list_models(task="classification"))
-    assert not missing, f"not registered: {sorted(missing)}"
+# The paper variants of the other tasks (issues 4-7), by registry name.
+EXPECTED_BY_TASK = {
+    "classification": EXPECTED_CLASSIFIERS,
+    "detection": {"yolo_v1", "yolo_v1_tiny", "ssd300", "ssd512", "ssd300_tiny", "rcnn",
+                  "rcnn_small", "fast_rcnn", "fast_rcnn_small", "faster_rcnn",
+                  "faster_rcnn_resnet50", "faster_rcnn_small"},
+    "segmentation": {"fcn32s", "fcn16s", "fcn8s", "unet", "unet_paper", "segnet",
+                     "deconvnet"},
+    "keypoints": {"hourglass"},
+}
+
+
+@pytest.mark.parametrize("task", sorted(EXPECTED_BY_TASK))
+def test_registry_has_every_paper_variant(task):
+    missing = EXPECTED_BY_TASK[task] - set(models.list_models(task=task))
+    assert not missing, f"not registered as {task}: {sorted(missing)}"
 
 
 def test_list_models_filters_and_unknown_names():
-    assert models.list_models("vgg1*") == sorted(n for n in ALL_MODELS if n.startswith("vgg1"))
+    assert models.list_models("vgg1*") == ["vgg11", "vgg11_lrn", "vgg13", "vgg16", "vgg16_c",
+                                           "vgg19"]
+    ssd = models.list_models("ssd*", task="detection")
+    assert {"ssd300", "ssd300_tiny", "ssd512"} <= set(ssd)
+    assert ssd == sorted(ssd) and all(n.startswith("ssd") for n in ssd)
+    assert models.list_models("ssd*", task="classification") == []
+    assert models.is_registered("resnet50") and not models.is_registered("resnet5")
     with pytest.raises(ValueError, match="Did you mean"):
         models.build("resnet5")
     with pytest.raises(ValueError, match="task must be one of"):
@@ -50,7 +70,9 @@ SMOKE_MODELS = [
 def test_depth_only_variants_share_their_representatives_builder():
     for variant, representative in DEPTH_ONLY_VARIANTS.items():
         assert models.get_spec(variant).builder is models.get_spec(representative).builder
-        assert representative in SMOKE_MODELS
+        # The representative is itself smoke-tested on every backend.
+        assert representative in EXPECTED_CLASSIFIERS
+        assert representative not in DEPTH_ONLY_VARIANTS
 
 
 def _test_input_shape(spec):
@@ -62,7 +84,12 @@ def _test_input_shape(spec):
 def test_model_smoke(name):
     spec = models.get_spec(name)
     model = spec.build(**spec.test_overrides)
-    run_model_test(model, (2, *_test_input_shape(spec)))
+    info = describe(model)
+    assert (info["name"], info["task"]) == (name, spec.task)
+    assert info["input_shape"] == _test_input_shape(spec)
+    assert (info["decoder"] is not None) == (spec.task == "detection")
+    restored = run_model_test(model, (2, *_test_input_shape(spec)))
+    assert describe(restored) == info
 
 
 @pytest.mark.slow
