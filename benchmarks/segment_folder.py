@@ -45,7 +45,8 @@ def main():
     from kerascv_suite.data import decode_image, make_shapes, write_image
     from kerascv_suite.models.registry import build
     from kerascv_suite.pipelines.folder_io import resize_image
-    from kerascv_suite.pipelines.segment_folder import SegmentConfig, cut_tiles, run
+    from kerascv_suite.models.segmentation.inference import cut_tiles
+    from kerascv_suite.pipelines.segment_folder import SegmentConfig, run
 
     load_before = _load()
     size = (args.input, args.input)

@@ -46,9 +46,7 @@ from kerascv_suite.pipelines.folder_io import (BatchStream, atomic_write, list_f
                                                write_skipped)
 from kerascv_suite.visualization import overlay_mask, overlay_panel, palette_array
 
-# Importers not yet on the library: pipelines/train_segmenter.py (overlay_panel) and
-# benchmarks/segment_folder.py (cut_tiles).
-__all__ = ["SegmentConfig", "SegmentResult", "cut_tiles", "overlay_panel", "run"]
+__all__ = ["SegmentConfig", "SegmentResult", "run"]
 # A model input's id in the stream: image index * _MAX_TILES + tile number.
 _MAX_TILES = 1 << 24
 

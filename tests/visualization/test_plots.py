@@ -1,7 +1,6 @@
 import numpy as np
 
 from kerascv_suite import visualization
-from kerascv_suite.training import plots as shim
 
 
 def _read(path):
@@ -28,11 +27,8 @@ def test_plots_write_images(tmp_path):
         assert _read(tmp_path / f"{name}.png").ndim == 3
 
 
-def test_pyplot_is_file_only_and_the_shim_re_exports():
+def test_pyplot_is_file_only():
     import matplotlib
 
     visualization.pyplot()
     assert matplotlib.get_backend().lower() == "agg"
-    assert shim.plot_curves is visualization.plot_curves
-    assert shim.plot_confusion_matrix is visualization.plot_confusion_matrix
-    assert shim.plot_predictions is visualization.plot_predictions
