@@ -40,10 +40,10 @@ def register_recipe_variants(folder=RECIPES_DIR):
         if path.stem == recipe.get("model"):
             continue
         base = get_spec(recipe["model"])
+        # CPU-sized already: smoke-tested at its own input size.
         register_model(path.stem, base.builder, task=base.task,
                        paper=f"{base.paper} CPU recipe variant: {path.name}.",
-                       test_overrides=dict(base.test_overrides),
-                       **variant_arguments(recipe, base))
+                       num_params=recipe.get("num_params"), **variant_arguments(recipe, base))
 
 
 register_recipe_variants()

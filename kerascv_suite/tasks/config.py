@@ -24,6 +24,8 @@ FORMATS = ("folders", "voc", "coco", "yolo", "masks")
 BACKENDS = ("tensorflow", "jax", "torch")
 DISTRIBUTE_MODES = ("mirrored", "multi_worker", "data_parallel", "auto")
 NO_RECIPE = "none"
+# Keys of a recipe that describe its registered model variant, not the training run.
+VARIANT_KEYS = ("num_params",)
 
 
 @dataclasses.dataclass
@@ -155,12 +157,14 @@ class TrainConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def read_yaml(path, config_cls=TrainConfig) -> dict:
-    """The option mapping of a config YAML; unknown options are an error naming them."""
+def read_yaml(path, config_cls=TrainConfig, skip=()) -> dict:
+    """The option mapping of a config YAML (less the keys in `skip`); unknown options are an
+    error naming them."""
     with open(path, encoding="utf-8") as f:
         values = yaml.safe_load(f) or {}
     if not isinstance(values, dict):
         raise ValueError(f"A config YAML must be a mapping of option names. Received: {path}")
+    values = {k: v for k, v in values.items() if k not in skip}
     known = {f.name for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -207,7 +211,7 @@ def load_config(config_cls, path=None, **overrides) -> TrainConfig:
     recipe = default_recipe(model, data) if chosen is None else chosen
     values = {}
     if recipe not in (None, NO_RECIPE):
-        recipe_values = read_yaml(recipe_path(recipe), config_cls)
+        recipe_values = read_yaml(recipe_path(recipe), config_cls, VARIANT_KEYS)
         recipe_model = recipe_values.pop("model", model)
         if recipe_model != model and recipe != model:
             raise ValueError(f"Recipe {recipe!r} trains {recipe_model!r}, not {model!r}. "

@@ -190,17 +190,21 @@ class Detector:
         self.decoder = description["decoder"]
         self.num_classes = detector_num_classes(model)
 
-    def inputs_for(self, images):
-        """The model's inputs for `(batch, H, W, 3)` images: the images, plus selective
-        search proposals where the model takes them."""
+    def inputs_for(self, images, proposals=None):
+        """The model's inputs for `(batch, H, W, 3)` images: the images, plus proposals
+        where the model takes them (`proposals` `(batch, P, 4)` xyxy input pixels, e.g.
+        cached; None: selective search on the images)."""
         images = np.asarray(images)
         if not self.needs_proposals:
             return images.astype("float32")
-        proposals = selective_search_batch(images.astype("uint8"),
-                                           max_proposals=self.max_proposals)
-        return {"images": images.astype("float32"), "proposals": proposals}
+        if proposals is None:
+            proposals = selective_search_batch(images.astype("uint8"),
+                                               max_proposals=self.max_proposals)
+        return {"images": images.astype("float32"),
+                "proposals": np.asarray(proposals, "float32")}
 
-    def predict(self, images):
-        """`{"boxes", "scores", "classes", "num_detections"}` numpy arrays for a batch."""
-        out = self.model.predict_on_batch(self.inputs_for(images))
+    def predict(self, images, proposals=None):
+        """`{"boxes", "scores", "classes", "num_detections"}` numpy arrays for a batch
+        (`proposals`: see `inputs_for`)."""
+        out = self.model.predict_on_batch(self.inputs_for(images, proposals))
         return {key: np.asarray(out[key]) for key in CONTRACT_KEYS}
