@@ -12,8 +12,8 @@ at IoU 0.7 (Ren et al. 2015's RPN). Two settings of ours per size:
 Ours runs through a Keras model's `predict_on_batch` (compiled as detectors are on the
 chosen backend, `KERAS_BACKEND`, default tensorflow); torchvision's C++ CPU kernel runs on
 a torch tensor. Every (implementation, size) runs in a fresh process, so its peak is its
-own: memory = growth of the peak resident set (`ru_maxrss`) over the resident set before
-the first call (ours includes compiling); time = the fastest of `--repeats` calls after a
+own: memory = growth of the peak resident set (/proc/self/status VmHWM, reset before the
+first call) over the resident set then (ours includes compiling); time = the fastest of `--repeats` calls after a
 warm-up call. The pairs run side by side, size by size.
 
 ratio = ours / torchvision (time, memory).
@@ -24,7 +24,6 @@ ratio = ours / torchvision (time, memory).
 import argparse
 import json
 import os
-import resource
 import runpy
 import subprocess
 import sys
@@ -52,13 +51,11 @@ def make_boxes(n, seed=0):
     return boxes, scores
 
 
-def _resident_mb():
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _status_mb(field):
+    """A /proc/self/status size in MB (`ru_maxrss` would carry the parent's peak over exec)."""
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines()
+                if x.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
 
 
 def _child(impl, n, repeats):
@@ -89,14 +86,15 @@ def _child(impl, n, repeats):
         def run():
             out = model.predict_on_batch([boxes[None], scores[None]])
             return np.asarray(out["indices"])[0, :int(np.asarray(out["num_detections"])[0])]
-    before = _resident_mb()
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the resident set
+    before = _status_mb("VmRSS")
     kept = run()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         kept = run()
         best = min(best, time.perf_counter() - start)
-    print(json.dumps({"ms": best * 1e3, "mb": _peak_mb() - before,
+    print(json.dumps({"ms": best * 1e3, "mb": _status_mb("VmHWM") - before,
                       "kept": np.asarray(kept).tolist()}))
 
 
