@@ -148,10 +148,14 @@ class Task:
         return []
 
     def inference_model(self, model, config):
-        """The model to log, register and export (no training state)."""
+        """The model to log, register and export: the same layers without the training
+        state (loss, metrics), carrying the model's metadata."""
         import keras
 
-        return keras.Model(model.inputs, model.outputs, name=model.name)
+        from kerascv_suite.models.metadata import describe, with_metadata
+
+        return with_metadata(keras.Model(model.input, model.output, name=model.name),
+                             **describe(model))
 
     def metadata(self, config, data: TaskData) -> dict:
         """What the trained model remembers about itself (see `models.describe`)."""

@@ -232,8 +232,3 @@ class KeypointTask(Task):
             write_image(path, panel)
             paths.append(path)
         return paths
-
-    def inference_model(self, model, config):
-        import keras
-
-        return keras.Model(model.input, model.output, name=model.name)

@@ -283,6 +283,7 @@ def prepare_model(task, config, data, state, run_dir, log=print):
     import kerascv_suite.layers  # noqa: F401  (registers custom layers for loading)
     import kerascv_suite.losses  # noqa: F401  (registers the losses for loading)
     import kerascv_suite.models  # noqa: F401  (registers the model classes for loading)
+    from kerascv_suite.models.metadata import describe, with_metadata
     from kerascv_suite.training import finetune
     from kerascv_suite.training.state import LAST, checkpoint_dir
 
@@ -306,7 +307,8 @@ def prepare_model(task, config, data, state, run_dir, log=print):
             # (top-k needs float32 on TensorFlow) and softmax are computed at full precision.
             outputs = keras.layers.Activation("linear", dtype="float32",
                                               name="output_float32")(model.outputs[0])
-            model = keras.Model(model.inputs, outputs, name=model.name)
+            model = with_metadata(keras.Model(model.inputs, outputs, name=model.name),
+                                  **describe(model))
         model = remember(model, task.metadata(config, data))
         if config.freeze is not None:
             frozen = finetune.apply_freeze(model, config.freeze, transferred)
