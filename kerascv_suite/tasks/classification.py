@@ -155,7 +155,7 @@ class ClassificationTask(Task):
             [member], data.splits[split], config.batch_size, keep_images=25,
             log=lambda *_: None)
         metrics = classification_metrics(probabilities, labels, prefix="")
-        summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        summary = ", ".join(f"{split}_{k} {v:.4f}" for k, v in metrics.items())
         return Evaluation(metrics, f"{summary} ({len(labels)} images)",
                           sample_inputs=images[:4], sample_outputs=probabilities[:4],
                           details={"probabilities": probabilities, "labels": labels,
