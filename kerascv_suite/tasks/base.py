@@ -95,8 +95,6 @@ class Task:
 
     name: str = ""
     config_class: type = TrainConfig
-    #: the `kcv` alias of `kcv train` for this task (e.g. `train-detector`).
-    command: str = "train"
     #: printed after "Test:" and "Done": `{metric key: label}`.
     headline: dict = {}
 

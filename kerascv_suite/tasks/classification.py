@@ -75,7 +75,6 @@ class ClassificationTask(Task):
 
     name = "classification"
     config_class = ClassifierConfig
-    command = "train"
     headline = {"test_accuracy": "test_accuracy", "test_loss": "test_loss"}
 
     def load_data(self, config, run_dir, log) -> TaskData:

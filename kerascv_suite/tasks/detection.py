@@ -442,7 +442,6 @@ class DetectionTask(Task):
 
     name = "detection"
     config_class = DetectorConfig
-    command = "train-detector"
     headline = {"test_ap": "test AP", "test_ap50": "AP50", "test_voc07_map": "VOC07 mAP"}
 
     # === Data ===

@@ -128,7 +128,6 @@ class KeypointTask(Task):
 
     name = "keypoints"
     config_class = KeypointConfig
-    command = "train-keypoints"
     headline = {"test_pck": "test PCK@0.1", "test_pck_0.05": "PCK@0.05",
                 "test_pck_0.2": "PCK@0.2"}
 

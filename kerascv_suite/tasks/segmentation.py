@@ -182,7 +182,6 @@ class SegmentationTask(Task):
 
     name = "segmentation"
     config_class = SegmenterConfig
-    command = "train-segmenter"
     headline = {"test_miou": "test mIoU", "test_pixel_accuracy": "pixel accuracy"}
 
     def load_data(self, config, run_dir, log) -> TaskData:
