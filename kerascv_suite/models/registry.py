@@ -44,9 +44,18 @@ class ModelSpec:
     test_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def build(self, /, **overrides):
-        """Builds the variant; the model carries its metadata (see `models.describe`)."""
-        from kerascv_suite.models.metadata import with_metadata
+        """Builds the variant; the model carries its metadata (see `models.describe`).
 
+        `weights="imagenet"` or a catalog entry name loads pretrained weights by name
+        (`models.weights.build_pretrained`); any other `weights` goes to the builder.
+        """
+        from kerascv_suite.models.metadata import with_metadata
+        from kerascv_suite.weights import is_catalog_weights
+
+        if is_catalog_weights(overrides.get("weights")):
+            from kerascv_suite.models.weights import build_pretrained
+
+            return build_pretrained(self, overrides.pop("weights"), **overrides)
         arguments = {**self.defaults, **overrides}
         return with_metadata(self.builder(**arguments), **self.metadata(arguments))
 
