@@ -17,10 +17,12 @@ A sample is a dict:
   (COCO visibility: 0 = not labelled, 1 = labelled but hidden, 2 = visible).
 * Extras some readers add: `"difficult"` (VOC, bool), `"iscrowd"` (COCO, bool).
 
-Skip policy of `ds[i]`: an entry whose image turns out undecodable when it is read
-(a truncated file the header check could not see) is recorded once in
-`ds.skipped` and replaced by the next loadable entry, so an epoch never crashes
-half-way. `ds.load(i)` is the strict variant: it raises.
+Skip policy: entries found bad while a reader parses the annotations and checks each
+image (header, and the end of JPEG/PNG files) never become entries; they are counted in
+`ds.skipped` at once. An image that only fails when its pixels are decoded makes `ds[i]`
+(and `ds.load(i)`) raise `BadImageError`: it is never replaced by another sample. The
+`DataLoader` skips and counts such a sample (its batch comes out smaller), and iterating
+`for sample in ds` skips it and records it in `ds.skipped`.
 """
 
 import abc
@@ -28,7 +30,7 @@ import abc
 import numpy as np
 
 from kerascv_suite.constants import TASKS
-from kerascv_suite.data.errors import BadImageError, DataError, SkipLog
+from kerascv_suite.data.errors import BadImageError, SkipLog
 from kerascv_suite.data.image_io import DEFAULT_MAX_PIXELS, decode_image, read_mask
 from kerascv_suite.data.rle import segmentation_to_mask
 
@@ -80,6 +82,8 @@ class Dataset(abc.ABC):
         return f"{type(self).__name__}[{index}]"
 
     def __getitem__(self, index):
+        """Sample `index`; raises `BadImageError` naming the file when it cannot be decoded
+        (the caller skips and counts it: no other sample stands in for it)."""
         size = len(self)
         if isinstance(index, (np.integer,)):
             index = int(index)
@@ -89,17 +93,7 @@ class Dataset(abc.ABC):
             index += size
         if not 0 <= index < size:
             raise IndexError(f"index {index} out of range for a dataset of {size} samples")
-        for offset in range(size):
-            candidate = (index + offset) % size
-            if candidate in self._bad:
-                continue
-            try:
-                return self.load(candidate)
-            except BadImageError as error:
-                self._bad.add(candidate)
-                self.skipped.add(error.path, candidate, f"bad image: {error.reason}")
-        raise DataError(f"No loadable sample left in {type(self).__name__} "
-                        f"({len(self._bad)} bad):\n{self.skipped.report()}")
+        return self.load(index)
 
     def __iter__(self):
         for index in range(len(self)):
@@ -113,7 +107,9 @@ class Dataset(abc.ABC):
             return self.load(index)
         except BadImageError as error:
             self._bad.add(index)
-            self.skipped.add(error.path, index, f"bad image: {error.reason}")
+            # The file names the entry (as the DataLoader counts it): one bad file found by
+            # a training loader and an evaluation pass is one skip.
+            self.skipped.add(error.path, None, f"bad image: {error.reason}")
             return None
 
     def __repr__(self):
@@ -231,12 +227,18 @@ def batches(samples, batch_size):
         yield batch
 
 
-def log_skipped(dataset, log):
-    """Reports, through `log`, the entries `dataset` skipped while it was read."""
+def log_skipped(dataset, log, split="test"):
+    """Reports, through `log`, what `dataset` skipped or repaired while it was read and
+    iterated, in the lines of `SkipReport.lines` (nothing when nothing was skipped)."""
+    from kerascv_suite.data.skips import SkipReport
+
     skipped = getattr(dataset, "skipped", None)
-    count = sum(skipped.values()) if skipped else 0
-    if count:
-        log(f"Skipped {count} unreadable images:\n{skipped.report()}")
+    if not skipped:
+        return
+    report = SkipReport()
+    report.collect(split, skipped)
+    for line in report.lines():
+        log(line)
 
 
 def clean_boxes(boxes, height, width, *, source, entries, skipped, clip=True):

@@ -57,22 +57,68 @@ def _open(path, max_pixels):
     return image
 
 
-def image_size(path, max_pixels=DEFAULT_MAX_PIXELS):
-    """Reads `(height, width)` from the header only, with the same checks as `decode_image`.
-
-    Raises:
-        BadImageError: missing, empty, not an image, or larger than `max_pixels`.
-    """
+def _header(path, max_pixels):
+    """`((height, width), format)` from the header (EXIF orientation applied to the size)."""
     image = _open(path, max_pixels)
     try:
         width, height = image.size
+        image_format = image.format
         # EXIF orientations 5..8 swap the axes once applied.
         orientation = image.getexif().get(0x0112, 1)
     except Exception as error:  # noqa: BLE001 - any EXIF parse failure means a bad header
         raise BadImageError(path, "unreadable header", str(error)) from None
     finally:
         image.close()
-    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+    size = (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+    return size, image_format
+
+
+def image_size(path, max_pixels=DEFAULT_MAX_PIXELS):
+    """Reads `(height, width)` from the header only, with the same checks as `decode_image`.
+
+    Raises:
+        BadImageError: missing, empty, not an image, or larger than `max_pixels`.
+    """
+    return _header(path, max_pixels)[0]
+
+
+# What a complete file of these formats ends with: JPEG's EOI marker, PNG's IEND chunk.
+_FILE_ENDS = {"JPEG": (b"\xff\xd9",), "MPO": (b"\xff\xd9",),
+              "PNG": (b"IEND\xaeB`\x82",)}
+
+
+def ends_complete(path, image_format):
+    """Whether the file's last bytes are its format's end marker (True for formats without
+    one we check). A False means "probably truncated": confirm it with a full decode, since
+    some writers append data after the end marker."""
+    ends = _FILE_ENDS.get(image_format)
+    if not ends:
+        return True
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - 16))
+        tail = handle.read().rstrip(b"\x00\r\n\t ")
+    return tail.endswith(ends)
+
+
+def check_image(path, *, max_pixels=DEFAULT_MAX_PIXELS, allow_truncated=False):
+    """`(height, width)` of an image that decodes, checked cheaply up front.
+
+    The header checks of `image_size`, plus the end of JPEG and PNG files (one small read):
+    a file that does not end with its format's end marker is decoded in full, so a
+    truncated file is refused here, when a dataset is read, rather than when its pixels
+    are first needed in training. Corruption in the middle of a complete file is only found
+    by `decode_image`.
+
+    Raises:
+        BadImageError: missing, empty, not an image, larger than `max_pixels`, or (unless
+            `allow_truncated`) truncated.
+    """
+    size, image_format = _header(path, max_pixels)
+    if not allow_truncated and not ends_complete(path, image_format):
+        decode_image(path, max_pixels=max_pixels)  # raises for a truncated file
+    return size
 
 
 def _to_rgb(image):

@@ -12,7 +12,10 @@ Guarantees:
       Work is assigned by batch index and results are reordered, so worker timing never
       changes the output; `num_workers=0` (in-process, for debugging) gives the same batches.
     * Fault tolerant: a sample whose `dataset[i]` or augmentation raises is skipped and its
-      reason (the exception type) counted in `stats()`; the batch comes out smaller.
+      reason counted in `stats()` (and in the `skips` report given, per split, with the
+      file): `"bad image: <reason>"` for an undecodable image, the reason `kcv data check`
+      gives, else the exception type. The batch comes out smaller; no other sample stands
+      in for it.
     * Clean shutdown: workers are started with "spawn" (TensorFlow, JAX and torch are not
       fork-safe), ignore SIGINT, exit when the parent dies (SIGTERM/SIGKILL included), and are
       stopped by `close()`, the context manager, garbage collection or interpreter exit.
@@ -127,14 +130,28 @@ def collate(samples: list[dict], keys, max_boxes: int = 100, out=None) -> tuple[
     return batch, truncated
 
 
+def skip_reason(error) -> str:
+    """The reason a sample that raised `error` is counted under: `"bad image: <reason>"`
+    for a `BadImageError` (as `kcv data check` and the readers count it), else the exception
+    type, plus its `reason` attribute where it has one."""
+    from kerascv_suite.data.errors import BadImageError
+
+    if isinstance(error, BadImageError):
+        return f"bad image: {error.reason}"
+    reason = type(error).__name__
+    if isinstance(getattr(error, "reason", None), str):
+        reason = f"{reason}: {error.reason}"
+    return reason
+
+
 def load_batch(dataset, augment, indices, epoch, seed, keys, max_boxes, out=None):
     """Reads, augments and collates one batch (into `out`, see `collate`); bad samples are
     skipped, not raised.
 
     Returns:
         `(batch or None, skipped, num_truncated)` where `skipped` lists
-        `(index, reason, message)` per skipped sample; the reason is the exception type,
-        plus its `reason` attribute where it has one (`BadImageError`).
+        `(index, path, reason, message)` per skipped sample: `path` is the file at fault
+        (the error's `path`) or None, `reason` is `skip_reason(error)`.
     """
     samples, skipped, rows, truncated = [], [], 0, 0
     for index in indices:
@@ -148,10 +165,9 @@ def load_batch(dataset, augment, indices, epoch, seed, keys, max_boxes, out=None
                     raise KeyError(f"sample has no {SAMPLE_KEYS[key]!r} (needed for {key!r})")
         except Exception as error:  # noqa: BLE001 - one bad file must not end the epoch
             # Data errors carry a short `reason` shared by all files with the same problem.
-            reason = type(error).__name__
-            if isinstance(getattr(error, "reason", None), str):
-                reason = f"{reason}: {error.reason}"
-            skipped.append((index, reason, str(error)[:200]))
+            path = getattr(error, "path", None)
+            skipped.append((index, None if path is None else str(path), skip_reason(error),
+                            str(error)[:300]))
             continue
         if out is None:
             samples.append(sample)
@@ -427,12 +443,17 @@ class DataLoader:
         start_method: "spawn" or "forkserver" ("fork" is unsafe with TF/JAX/torch loaded).
         worker_blocked_imports: modules a worker makes unimportable before it unpickles the
             dataset, to keep its start-up light.
+        skips: a `kerascv_suite.data.skips.SkipReport` that every skipped sample is added
+            to (once per file and reason), under `split`; with a strict report the first
+            skip raises its `SkipError`.
+        split: the split name skipped samples are counted under in `skips`.
     """
 
     def __init__(self, dataset, batch_size, *, augment=None, keys=None, shuffle=True, seed=0,
                  drop_remainder=False, max_boxes=100, num_workers=None, prefetch=None,
                  persistent_workers=True, image_size=None, channels=None, num_keypoints=None,
-                 start_method="spawn", worker_blocked_imports=("torch",)):
+                 start_method="spawn", worker_blocked_imports=("torch",), skips=None,
+                 split="train"):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
         if keys is None:
@@ -461,6 +482,10 @@ class DataLoader:
         self.num_keypoints = num_keypoints
         self.start_method = start_method
         self.worker_blocked_imports = tuple(worker_blocked_imports)
+        self.skips = skips
+        self.split = str(split)
+        if skips is not None:
+            skips.add_split(self.split)
         self.epoch = 0
         self._pool = None
         self._skipped = collections.Counter()
@@ -522,11 +547,20 @@ class DataLoader:
         batch, skipped, truncated = result
         self._num_truncated += truncated
         self._num_samples += 0 if batch is None else len(batch[self.keys[0]])
-        for index, reason, message in skipped:
+        for index, path, reason, message in skipped:
             if sum(self._skipped.values()) < _MAX_LOGGED_SKIPS:
                 logger.warning("Skipped sample %d: %s: %s", index, reason, message)
             self._skipped[reason] += 1
+            if self.skips is not None:
+                # The file names the entry; the sample index would count one bad file once
+                # per view of it (a training loader and an evaluation pass of the split).
+                file = path if path is not None else self._describe(index)
+                self.skips.add(self.split, file, None if path is not None else index, reason)
         return batch
+
+    def _describe(self, index):
+        describe = getattr(self.dataset, "describe", None)
+        return describe(index) if callable(describe) else f"{type(self.dataset).__name__}"
 
     def stats(self) -> dict:
         """Counts since construction: samples delivered, skipped samples by exception type,
@@ -615,16 +649,36 @@ class DataLoader:
         return ds.prefetch(2)
 
     def _first_sample(self):
-        for index in range(min(len(self.dataset), 16)):
+        """The first sample that reads and augments, to infer batch shapes.
+
+        Raises:
+            DataError: none of the first 16 does; the message names the first failure's
+                file and cause (reading or augmenting) and counts the others.
+        """
+        from kerascv_suite.data.errors import DataError
+
+        failures = []
+        count = min(len(self.dataset), 16)
+        for index in range(count):
+            step = "reading"
             try:
                 sample = self.dataset[index]
+                step = "augmenting"
                 if self.augment is not None:
                     sample = self.augment(sample, seed=0)
                 return sample
-            except Exception:  # noqa: BLE001 - bad samples are skipped everywhere
-                continue
-        raise ValueError("Could not read any of the first 16 samples to infer batch shapes; "
-                         "pass image_size=, channels= and num_keypoints=.")
+            except Exception as error:  # noqa: BLE001 - reported below with its cause
+                failures.append((index, step, error))
+        if not failures:
+            raise DataError(f"{self._describe(0)}: the dataset is empty; there is no sample "
+                            "to train or evaluate on")
+        index, step, error = failures[0]
+        where = getattr(error, "path", None) or self._describe(index)
+        cause = " ".join(str(error).split()) or type(error).__name__
+        others = f"; the other {len(failures) - 1} failed too" if len(failures) > 1 else ""
+        raise DataError(f"None of the first {count} samples could be used to infer batch "
+                        f"shapes: {step} {where} failed with {type(error).__name__}: "
+                        f"{cause}{others}") from error
 
     def _image_size(self):
         if self.image_size is not None:

@@ -35,5 +35,6 @@ def safe_join(root, name, *, source=None, entry=None):
     joined = os.path.abspath(os.path.join(root_abs, text.replace("\\", "/")))
     if os.path.commonpath([root_abs, joined]) != root_abs:
         raise UnsafePathError(source, entry, f"file name {text!r} escapes the dataset root "
-                              f"{root_abs}")
+                              f"{root_abs}; file names must stay inside the dataset folder "
+                              "(fix the annotation, or move the files under --data)")
     return Path(joined)

@@ -49,8 +49,16 @@ class SplitView:
         return self.dataset[index if self.indices is None else self.indices[index]]
 
     def __iter__(self):
+        """The view's samples; one that cannot be decoded is skipped and recorded in the
+        whole dataset's `skipped` (never replaced by another)."""
+        from kerascv_suite.data.errors import BadImageError
+
         for index in range(len(self)):
-            yield self[index]
+            try:
+                yield self[index]
+            except BadImageError as error:
+                if self.skipped is not None:
+                    self.skipped.add(error.path, None, f"bad image: {error.reason}")
 
     def describe(self, index):
         return self.dataset.describe(index if self.indices is None else self.indices[index])
@@ -67,13 +75,19 @@ def split_indices(count, seed, fractions=(0.8, 0.1, 0.1)):
 
 
 def detect_format(root, task) -> str:
-    """The format of the dataset folder `root` among the ones `task` reads."""
+    """The format of the dataset folder `root` among the ones `task` reads.
+
+    Raises:
+        DataError: an empty folder, or one in none of the task's formats.
+    """
+    from kerascv_suite.data.errors import DataError
+
     root = Path(root)
     markers = {
         "folders": lambda: root.is_dir(),
         "masks": lambda: (root / "masks").is_dir(),
         "voc": lambda: any((root / d).is_dir() for d in ("Annotations", "JPEGImages",
-                                                          "SegmentationClass")),
+                                                          "SegmentationClass", "ImageSets")),
         "coco": lambda: (root / "annotations").is_dir() or root.suffix == ".json",
         "yolo": lambda: (root / "labels").is_dir() or (root / "data.yaml").is_file(),
     }
@@ -81,8 +95,9 @@ def detect_format(root, task) -> str:
     for fmt in formats:
         if markers[fmt]():
             return fmt
-    raise ValueError(f"Cannot tell the format of {root}; pass --format "
-                     f"({', '.join(formats)}). Received: data={str(root)!r}")
+    raise DataError(f"--data {root}: cannot tell its format (none of the folders or files "
+                    f"of {', '.join(formats)} datasets are there); pass --format "
+                    f"{'|'.join(formats)}, or point --data at the dataset's root folder")
 
 
 def open_splits(root, fmt, seed, read):
@@ -109,11 +124,20 @@ def open_splits(root, fmt, seed, read):
 
 
 def check_folder(data, builtin):
-    """`data` as a Path, or an error naming the built-in set and the folder."""
+    """`data` as a Path: an existing, non-empty dataset folder (or a COCO JSON file).
+
+    Raises:
+        DataError: a path that does not exist, an empty folder, naming the built-in set.
+    """
+    from kerascv_suite.data.errors import DataError
+
     root = Path(data)
     if not root.exists():
-        raise FileNotFoundError(f"--data must be {builtin!r} (built in) or a dataset folder. "
-                                f"Received: data={str(data)!r}")
+        raise DataError(f"--data {data}: no such file or folder; pass a dataset folder or "
+                        f"{builtin!r} (the built-in set)")
+    if root.is_dir() and not any(p for p in root.iterdir() if not p.name.startswith(".")):
+        raise DataError(f"--data {data}: the folder is empty; put a dataset in it (`kcv data "
+                        f"make {builtin} {data}` writes an example) or pass {builtin!r}")
     return root
 
 

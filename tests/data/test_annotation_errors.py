@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kerascv_suite.data import (AnnotationError, UnsafePathError, read_coco, read_folders,
-                                read_mask_folder, read_voc, read_yolo)
+from kerascv_suite.data import (AnnotationError, BadImageError, UnsafePathError, read_coco,
+                                read_folders, read_mask_folder, read_voc, read_yolo)
 from tests.data.corpus import noise_rgb, save_jpeg
 
 W, H = 40, 30
@@ -115,15 +115,27 @@ def test_bad_images_in_a_dataset_are_counted_skips(tmp_path):
     full = save_jpeg(tmp_path / "full.jpg", noise_rgb(H, W, seed=3)).read_bytes()
     (root / "JPEGImages" / "trunc.jpg").write_bytes(full[: len(full) // 2])
     ds = read_voc(root)
-    # The header check catches the text file; the truncated JPEG passes it.
-    assert len(ds) == 2
+    # The header check catches the text file; the end-of-file check the truncated JPEG.
+    assert len(ds) == 1 and ds[0]["path"].endswith("good.jpg")
     assert ds.skipped["bad image: not an image (unrecognized file format)"] == 1
-    # Reading the truncated entry substitutes the next good one and counts the skip once.
-    samples = [ds[i] for i in range(len(ds))] + [ds[i] for i in range(len(ds))]
-    assert all(s["path"].endswith("good.jpg") for s in samples)
     assert ds.skipped["bad image: truncated or corrupt data"] == 1
-    with pytest.raises(Exception, match="trunc.jpg"):
-        ds.load(1)
+    assert any(f.endswith("trunc.jpg") and e == "line 3" for f, e, _ in ds.skipped.entries)
+
+
+def test_an_image_failing_only_at_decode_raises_and_is_never_replaced(tmp_path):
+    root = make_voc(tmp_path / "voc", {
+        "good": (voc_xml("good.jpg", [("cat", (1, 1, 5, 5), 0)]), True),
+        "trunc": (voc_xml("trunc.jpg", [("dog", (1, 1, 5, 5), 0)]), False),
+    })
+    full = save_jpeg(tmp_path / "full.jpg", noise_rgb(H, W, seed=3)).read_bytes()
+    (root / "JPEGImages" / "trunc.jpg").write_bytes(full[: len(full) // 2])
+    ds = read_voc(root, check_images=False)  # nothing checked up front
+    assert len(ds) == 2
+    with pytest.raises(BadImageError, match="trunc.jpg.*truncated"):
+        ds[1]
+    # Iterating skips it and counts it once per file.
+    assert [s["path"].endswith("good.jpg") for s in ds] == [True]
+    assert ds.skipped["bad image: truncated or corrupt data"] == 1
 
 
 def coco_root(tmp_path, data, images=("a.jpg",)):
@@ -257,7 +269,9 @@ def test_mask_folder_pairs_and_skips(tmp_path):
     expected = np.where(bad == 9, 255, bad)
     np.testing.assert_array_equal(ds[1]["mask"], expected)
     assert ds.skipped["mask values out of range set to 255 (ignore)"] == 1
-    assert ds[2]["path"].endswith("a.jpg")  # c's mask has the wrong size: substituted
+    with pytest.raises(BadImageError, match="mask size differs"):
+        ds[2]  # c's mask has the wrong size: an error, never another sample
+    assert [s["path"][-5:] for s in ds] == ["a.jpg", "b.jpg"]
     assert ds.skipped["bad image: mask size differs from image"] == 1
 
 

@@ -20,4 +20,5 @@ def test_log_skipped_reports_only_when_entries_were_skipped():
     assert lines == []
     Data.skipped.add("a.jpg", "image", "not an image")
     log_skipped(Data(), lines.append)
-    assert len(lines) == 1 and lines[0].startswith("Skipped 1 unreadable images")
+    assert lines[0].startswith("Skipped or repaired 1 entries (test 1)")
+    assert any("test" in line and "a.jpg [image]: not an image" in line for line in lines)

@@ -18,6 +18,7 @@ import pytest
 from kerascv_suite.data.augment import build_augmenter
 from kerascv_suite.data.errors import BadImageError
 from kerascv_suite.data.loader import DataLoader, collate
+from kerascv_suite.data.skips import SkipReport
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HEAVY = ("tensorflow", "keras", "jax", "torch")
@@ -141,14 +142,21 @@ def test_workers_give_the_in_process_batches_in_order():
 
 def test_bad_samples_are_skipped_and_counted():
     dataset = ToyDataset(12, bad={1, 6, 7}, undecodable={9})
+    skips = SkipReport()
     with DataLoader(dataset, batch_size=2, shuffle=False, num_workers=2, drop_remainder=True,
-                    keys=("images", "labels")) as loader:
-        batches = list(loader)
-    labels = [b["labels"].tolist() for b in batches]
+                    keys=("images", "labels"), skips=skips, split="train") as loader:
+        batches = list(loader) + list(loader)  # two epochs
+    labels = [b["labels"].tolist() for b in batches[:5]]
     # Batch [6, 7] is all bad and is left out; the others lose their bad samples.
     assert labels == [[0], [2, 3], [4, 5], [8], [10, 11]]
-    assert loader.stats() == {"samples": 8, "truncated_boxes": 0,
-                              "skipped": {"ValueError": 3, "BadImageError: empty file": 1}}
+    assert loader.stats() == {"samples": 16, "truncated_boxes": 0,
+                              "skipped": {"ValueError": 6, "bad image: empty file": 2}}
+    # The run's report counts each bad file once (not once per epoch), by split and reason,
+    # with the file the undecodable image came from.
+    assert skips.metrics() == {"skipped_train": 4, "skipped_train_valueerror": 3,
+                               "skipped_train_bad_image_empty_file": 1}
+    assert ("9.jpg", None, "bad image: empty file") in [
+        (e.file, e.entry, e.reason) for e in skips.entries]
 
 
 def test_overlapping_epochs_share_the_workers():

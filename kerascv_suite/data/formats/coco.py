@@ -36,7 +36,8 @@ def load_json(path):
             return json.load(handle)
     except json.JSONDecodeError as error:
         raise AnnotationError(path, None, f"malformed JSON at line {error.lineno}, column "
-                              f"{error.colno}: {error.msg}") from None
+                              f"{error.colno}: {error.msg}; fix the file (`kcv data check DIR "
+                              "--format coco` checks the folder)") from None
     except UnicodeDecodeError as error:
         raise AnnotationError(path, None, f"not UTF-8 text (byte {error.start})") from None
 
@@ -105,9 +106,18 @@ def read_coco(path, split="train", *, image_dir=None, include_crowd=False,
     skipped = dataset.skipped
 
     by_image = {}
+    annotation_index = {}
     for k, ann in enumerate(annotations):
         entry = f"annotation {ann.get('id', k) if isinstance(ann, dict) else k}"
         image_id = _require(ann, "image_id", "annotation", json_path, entry)
+        if "id" in ann:
+            first = annotation_index.setdefault(ann["id"], k)
+            if first != k:
+                raise AnnotationError(
+                    json_path, entry, f"duplicate annotation id {ann['id']!r}: entries "
+                    f"{first} and {k} of 'annotations' (image ids "
+                    f"{annotations[first].get('image_id')!r} and {image_id!r}) share it; "
+                    "give every annotation its own id")
         by_image.setdefault(image_id, []).append((entry, ann))
     seen = set()
     for k, info in enumerate(images):
@@ -121,7 +131,7 @@ def read_coco(path, split="train", *, image_dir=None, include_crowd=False,
         size = (info.get("height"), info.get("width"))
         if check_images or None in size:
             size = probe(image_path, source=json_path, entry=entry, skipped=skipped,
-                         max_pixels=max_pixels)
+                         max_pixels=max_pixels, allow_truncated=allow_truncated)
             if size is None:
                 by_image.pop(image_id, None)
                 continue

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from kerascv_suite.data.errors import AnnotationError, BadImageError
-from kerascv_suite.data.image_io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, image_size
+from kerascv_suite.data.image_io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, check_image
 
 LABELS_FILE = "labels.txt"
 BACKGROUND_NAMES = ("background", "_background_", "bg", "__background__")
@@ -24,17 +24,21 @@ def unknown_class(policy, source, entry, name, known, skipped):
         preview = ", ".join(map(str, list(known)[:10]))
         more = ", ..." if len(known) > 10 else ""
         raise AnnotationError(source, entry, f"unknown class {name!r} (known: {preview}{more}); "
-                              "pass class_names=... or unknown_class='skip'")
+                              "rerun with --unknown-class skip to drop such objects, or fix "
+                              "the class list (labels.txt, the COCO categories, data.yaml "
+                              "names)")
     skipped.add(source, entry, "unknown class")
 
 
-def probe(path, *, source, entry, skipped, max_pixels=DEFAULT_MAX_PIXELS):
-    """Header-checks an image: `(height, width)`, or None after counting the skip."""
+def probe(path, *, source, entry, skipped, max_pixels=DEFAULT_MAX_PIXELS,
+          allow_truncated=False):
+    """Checks an image up front (header, and the end of JPEG/PNG files: `check_image`):
+    `(height, width)`, or None after counting the skip."""
     if not os.path.exists(path):
         skipped.add(path, entry, "missing image")
         return None
     try:
-        return image_size(path, max_pixels=max_pixels)
+        return check_image(path, max_pixels=max_pixels, allow_truncated=allow_truncated)
     except BadImageError as error:
         skipped.add(error.path, entry, f"bad image: {error.reason}")
         return None

@@ -33,12 +33,16 @@ def read_folders(root, split=None, *, class_names=None, channels=3, check_images
     """
     folder = Path(root) / split if split else Path(root)
     if not folder.is_dir():
-        raise DataError(f"Image folder {folder} does not exist")
+        raise DataError(f"Image folder {folder} does not exist; classification reads "
+                        "--data DIR with DIR/<class name>/<image> (or DIR/train/<class "
+                        "name>/<image> and DIR/val/...)")
     if class_names is None:
         class_names = sorted(p.name for p in folder.iterdir()
                              if p.is_dir() and not p.name.startswith("."))
     if not class_names:
-        raise DataError(f"{folder} has no class sub-folders (expected {folder}/<class>/<image>)")
+        raise DataError(f"{folder} has no class sub-folders; classification reads "
+                        f"{folder}/<class name>/<image>, one folder per class (`kcv data "
+                        "make digits DIR` writes an example)")
     dataset = RecordDataset([], class_names, "classification", channels=channels,
                             max_pixels=max_pixels, allow_truncated=allow_truncated, root=folder)
     for label, name in enumerate(class_names):
@@ -51,8 +55,9 @@ def read_folders(root, split=None, *, class_names=None, channels=3, check_images
             if path.suffix.lower() not in IMAGE_EXTENSIONS:
                 dataset.skipped.add(path, None, "not an image file (suffix)")
                 continue
-            if check_images and probe(path, source=path, entry=None,
-                                      skipped=dataset.skipped, max_pixels=max_pixels) is None:
+            if check_images and probe(path, source=path, entry=None, skipped=dataset.skipped,
+                                      max_pixels=max_pixels,
+                                      allow_truncated=allow_truncated) is None:
                 continue
             dataset.records.append({"path": str(path), "label": label})
     return dataset

@@ -56,7 +56,8 @@ def read_mask_folder(root, split=None, *, class_names=None, check_images=True,
             skipped.add(paths[0], None, "missing mask")
             continue
         if check_images and probe(paths[0], source=paths[0], entry=None, skipped=skipped,
-                                  max_pixels=max_pixels) is None:
+                                  max_pixels=max_pixels,
+                                  allow_truncated=allow_truncated) is None:
             continue
         dataset.records.append({"path": str(paths[0]), "mask_path": str(mask_path)})
     image_stems = set(by_stem)

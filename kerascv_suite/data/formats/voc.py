@@ -37,7 +37,8 @@ def _parse_xml(path):
     except ET.ParseError as error:
         line, column = error.position
         raise AnnotationError(path, None, f"malformed XML at line {line}, column {column}: "
-                              f"{error}") from None
+                              f"{error}; fix or remove the file (`kcv data check DIR "
+                              "--format voc` checks the folder)") from None
 
 
 def _text(node, tag, source, entry, cast=str, default=None):
@@ -92,7 +93,11 @@ def read_voc(root, split="train", *, task=None, class_names=None, unknown_class_
         raise ValueError(f"task must be 'detection' or 'segmentation'. Received: task={task!r}")
     list_file = main if task == "detection" else seg
     if not list_file.exists():
-        raise DataError(f"VOC split list {list_file} does not exist")
+        kind = "Main" if task == "detection" else "Segmentation"
+        raise DataError(f"VOC split list {list_file} does not exist; a VOC {task} dataset "
+                        f"lists its {split!r} image ids in ImageSets/{kind}/{split}.txt, one "
+                        "per line (`kcv data make shapes DIR --format voc` writes an "
+                        "example)")
     if class_names is None:
         labels = root / LABELS_FILE
         class_names = read_labels(labels) if labels.exists() else list(VOC_CLASSES)
@@ -129,7 +134,7 @@ def read_voc(root, split="train", *, task=None, class_names=None, unknown_class_
         size = None
         if check_images or xml_root is None:
             size = probe(image_path, source=list_file, entry=entry, skipped=skipped,
-                         max_pixels=max_pixels)
+                         max_pixels=max_pixels, allow_truncated=allow_truncated)
             if size is None:
                 continue
         elif not image_path.exists():

@@ -130,7 +130,7 @@ def read_yolo(path, split="train", *, class_names=None, unknown_class_policy="er
     segmented = False
     for image_path in _split_images(root, config[split], yaml_path, split):
         size = probe(image_path, source=yaml_path, entry=split, skipped=dataset.skipped,
-                     max_pixels=max_pixels)
+                     max_pixels=max_pixels, allow_truncated=allow_truncated)
         if size is None:
             continue
         record = _read_labels(label_path(image_path), size, names, unknown_class_policy,
