@@ -2,10 +2,11 @@
 
 import json
 import os
+import time
 
 import click
 
-from kerascv_suite.apps.options import input_shape_option, resolve_model
+from kerascv_suite.apps.options import check_not_empty, input_shape_option, resolve_model
 
 
 def _expand(paths):
@@ -54,17 +55,22 @@ def cam_command(images, model, out, class_index, input_shape, num_classes, alpha
 
     Each image is resized to the model's input, its map of the explained class is computed
     from the last convolutional maps and the classifier weights, and the map (JET colormap,
-    red = most evidence) is blended over the original image at its own size.
+    red = most evidence) is blended over the original image at its own size. Unreadable
+    files are skipped and listed in skipped.txt, as `kcv segment` and `kcv detect` do.
 
     \b
     Examples:
       kcv cam --model models:/resnet-flowers@champion photos/ --out cams/
       kcv cam --model squeezenet1_1 cat.jpg --out cams/ --class-index 3
     """
+    files = _expand(images)
+    check_not_empty(", ".join(images), files, param_hint="IMAGES")
     from kerascv_suite.analysis.cam import explain_images
     from kerascv_suite.data.errors import BadImageError
     from kerascv_suite.data.image_io import decode_image, write_image
+    from kerascv_suite.pipelines.folder_io import skip_report, write_skipped
 
+    start = time.monotonic()
     keras_model = resolve_model(model, "--model", input_shape, num_classes)
     channels = keras_model.inputs[0].shape[-1]
     num_outputs = keras_model.outputs[0].shape[-1]
@@ -72,15 +78,14 @@ def cam_command(images, model, out, class_index, input_shape, num_classes, alpha
         raise click.BadParameter(
             f"the model has {num_outputs} classes. Received: --class-index {class_index}",
             param_hint="--class-index")
-    read, failed = [], []  # the paths of the images decoded, in order; the others
+    read, failed = [], []  # the paths of the images decoded, in order; (path, reason) of others
 
     def decoded():
-        for path in _expand(images):
+        for path in files:
             try:
                 image = decode_image(path, channels=1 if channels == 1 else 3)
             except BadImageError as e:
-                failed.append(path)
-                click.echo(f"skipped {path}: {e}", err=True)
+                failed.append((path, e.reason))
                 continue
             read.append(path)
             yield image
@@ -103,8 +108,16 @@ def cam_command(images, model, out, class_index, input_shape, num_classes, alpha
         for r in rows:
             click.echo(f"{r['image']} -> {r['overlay']}  class {r['class_index']} "
                        f"(score {r['score']:.3f}, top class {r['top_class']})")
+    write_skipped(out, failed)
+    seconds = time.monotonic() - start
+    if output_format != "json":
+        click.echo(f"Explained {len(rows)} images in {seconds:.1f} s into "
+                   f"{out}{skip_report(failed)}.")
+        click.echo(f"{len(rows)} written, {len(failed)} skipped; "
+                   f"{len(rows) / max(seconds, 1e-9):.1f} images/s.")
     if not rows:
-        raise click.ClickException(f"No image could be read ({len(failed)} skipped).")
+        raise click.ClickException(f"No image could be read ({len(failed)} skipped, listed in "
+                                   f"{os.path.join(out, 'skipped.txt')}).")
 
 
 COMMANDS = (cam_command,)

@@ -1,5 +1,7 @@
 """Click options and parameter types shared by several `kcv` commands (defined once)."""
 
+import os
+
 import click
 
 
@@ -62,3 +64,53 @@ def shapes_count_option():
     """`--shapes-count` of the training commands on the built-in shapes set."""
     return click.Option(["--shapes-count"], type=click.IntRange(min=5), default=None,
                         help="Training images of the built-in shapes set [800].")
+
+
+# The built-in set each task trains and evaluates on when --data is not a folder.
+BUILTIN_DATA = {"classification": "digits", "detection": "shapes", "segmentation": "shapes",
+                "keypoints": "shapes"}
+
+unknown_class_option = click.option(
+    "--unknown-class", type=click.Choice(["error", "skip"]), default=None,
+    help="Objects whose class is not in the dataset's class list: stop with an error naming "
+         "the file and entry, or skip and count them [error].")
+strict_option = click.option(
+    "--strict", is_flag=True, default=None,
+    help="Any skipped input (unreadable image, bad box, unknown class) is an error naming "
+         "the file and entry, instead of being skipped and counted.")
+
+
+def check_data(data, task, param_hint="--data"):
+    """`data` is the task's built-in set or a path that exists; else `click.BadParameter`
+    naming what was looked for (checked before anything is written)."""
+    builtin = BUILTIN_DATA.get(task)
+    if data is None or data == builtin or os.path.exists(data):
+        return
+    others = sorted({n for t, n in BUILTIN_DATA.items() if n == data and t != task})
+    if others:
+        raise click.BadParameter(
+            f"{data!r} is the built-in set of other tasks; {task} models use {builtin!r} or a "
+            f"dataset folder. Received: {param_hint} {data}", param_hint=param_hint)
+    raise click.BadParameter(
+        f"no file or folder {os.path.abspath(data)!r}; give a dataset folder or the built-in "
+        f"set {builtin!r}. Received: {param_hint} {data}", param_hint=param_hint)
+
+
+def check_not_empty(folder, files=None, param_hint="FOLDER"):
+    """An input folder of a prediction command must hold files: `click.BadParameter` when
+    `files` (or, when None, the non-hidden files found under `folder`) is empty.
+
+    Args:
+        folder: the folder given on the command line.
+        files: the inputs the command found in it, or None to walk `folder`.
+        param_hint: the argument to name in the error.
+    """
+    if files is None:
+        files = []
+        for _, dirs, names in os.walk(folder):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]  # as folder_io.list_files
+            files += [name for name in names if not name.startswith(".")]
+    if files:
+        return
+    raise click.BadParameter(f"{folder!r} holds no image files; nothing to do. Received: "
+                             f"{param_hint} {folder}", param_hint=param_hint)

@@ -6,6 +6,7 @@ import os
 
 import click
 
+from kerascv_suite.apps.options import check_data
 from kerascv_suite.tasks.config import BACKENDS, DISTRIBUTE_MODES, FORMATS, OPTIMIZERS, SCHEDULES
 
 # Options that a resumed run takes from its saved config.yaml instead.
@@ -48,7 +49,7 @@ OPTIONS = [
     click.Option(["--early-stopping"], type=click.IntRange(min=1), default=None,
                  help="Stop after N epochs without improving the monitored metric."),
     click.Option(["--run-dir"], default=None,
-                 help="Run folder [<project>/<model>, numbered]."),
+                 help="Run folder [<project>/<model>, numbered when taken]."),
     click.Option(["--name"], default=None, help="Run name under the project [the model name]."),
     click.Option(["--project"], default=None,
                  help="Parent folder of run folders [runs/train, runs/detect, runs/segment, "
@@ -72,6 +73,14 @@ OPTIONS = [
                  help="Data loader processes [all cores; 0 = in-process]."),
     click.Option(["--shapes-count"], type=click.IntRange(min=5), default=None,
                  help="Training images of the built-in shapes set [800]."),
+    click.Option(["--strict"], is_flag=True, default=None,
+                 help="Any skipped input (unreadable image, bad box, unknown class) stops "
+                      "the run with an error naming the file and entry, instead of being "
+                      "skipped and counted."),
+    click.Option(["--unknown-class"], type=click.Choice(("error", "skip")), default=None,
+                 help="Detectors and segmenters: objects whose class is not in the "
+                      "dataset's class list stop the run naming the file and entry, or are "
+                      "skipped and counted [error]."),
     # Detection
     click.Option(["--score-threshold"], type=_UNIT, default=None,
                  help="Detectors: minimum score for validation, test and the logged "
@@ -182,6 +191,7 @@ def run_training(task_name, config_path, resume, options):
         except RuntimeError as e:
             raise click.BadParameter(str(e), param_hint="--backend") from e
     config = resolve_config(task_name, config_path, resume, options)
+    check_data(config.data, config.task)
     from kerascv_suite import tasks
     from kerascv_suite.training import runner
 
@@ -190,8 +200,6 @@ def run_training(task_name, config_path, resume, options):
                           log=click.echo)
     except (TrackingUnavailable, TrainingDiverged, FileExistsError) as e:
         raise click.ClickException(str(e)) from e
-    except (ValueError, FileNotFoundError) as e:
-        raise click.UsageError(str(e)) from e
 
 
 def make_train_command(name, task_name, help_text):

@@ -78,10 +78,24 @@ def test_top_class_is_the_default_and_bad_images_are_skipped(setup):
                "--out", str(out)],
     )
     assert result.exit_code == 0, result.output
-    assert "broken.jpg" in result.output  # named on stderr, mixed into output here
     assert (out / "a_cam.png").exists()
     # The dark background dominates, so the top class of the square image is 1.
     assert "class 1" in result.output
+    # The same summary and skipped.txt as kcv segment / kcv detect.
+    assert "1 written, 1 skipped;" in result.output
+    assert "skipped 1 unreadable: " in result.output and "broken.jpg (" in result.output
+    lines = (out / "skipped.txt").read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(str(images / "broken.jpg") + "\t")
+
+
+def test_empty_folder_is_an_error(setup):
+    model, images, out = setup
+    empty = images.parent / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(main, ["cam", "--model", str(model), str(empty),
+                                       "--out", str(out)])
+    assert result.exit_code == 2 and "holds no image files" in result.output, result.output
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(
