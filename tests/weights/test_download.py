@@ -1,0 +1,186 @@
+"""The download path for real: a loopback HTTP server serves weight files of randomly
+initialised models; the catalog (an extra `$KCV_WEIGHTS_CATALOG` file with hashes computed
+here) points at it through `$KCV_WEIGHTS_BASE_URL`."""
+
+import functools
+import hashlib
+import http.server
+import logging
+import os
+import shutil
+import threading
+
+import numpy as np
+import pytest
+import yaml
+
+from kerascv_suite import models, weights
+from tests.weights.helpers import randomize
+
+ENTRY = dict(model="squeezenet1_1", source="torchvision", hash_algorithm="sha256",
+             size_mb=4.7, license="BSD-3-Clause", format="torch_state_dict",
+             converter="squeezenet", preprocessing="torch", input_shape=[224, 224, 3],
+             num_classes=1000, classes="imagenet1k",
+             metric={"dataset": "none", "top1": 0.0, "top5": 0.0, "citation": "random weights"})
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; under /cut/ it announces the whole file and closes halfway."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if not self.path.startswith("/cut/"):
+            return super().do_GET()
+        with open(os.path.join(self.directory, os.path.basename(self.path)), "rb") as f:
+            body = f.read()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, torchvision):
+    """`(url, folder, state)`: a loopback server over a folder holding a random squeezenet1_1
+    checkpoint (`squeezenet1_1-random.pth`)."""
+    import torch
+
+    folder = tmp_path_factory.mktemp("served")
+    module = randomize(torchvision.models.squeezenet1_1(weights=None), seed=3)
+    torch.save(module.state_dict(), folder / "squeezenet1_1-random.pth")
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", folder, module.state_dict()
+    server.shutdown()
+    server.server_close()
+
+
+def sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def catalog(tmp_path, monkeypatch, served):
+    """Writes an extra catalog with the given entries and points the environment at it and
+    at the server; returns the writer."""
+    url, folder, _ = served
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(weights.BASE_URL_ENV, url)
+
+    def write(*entries):
+        path = tmp_path / "catalog.yaml"
+        path.write_text(yaml.safe_dump({"entries": list(entries)}))
+        monkeypatch.setenv(weights.CATALOG_ENV, str(path))
+
+    return write
+
+
+def random_entry(folder, **changes):
+    checkpoint = folder / "squeezenet1_1-random.pth"
+    return {**ENTRY, "name": "squeezenet1_1.random", "default": True,
+            "url": "https://example.invalid/models/squeezenet1_1-random.pth",
+            "hash": sha256(checkpoint), **changes}
+
+
+def conv1_kernel(state):
+    return state["features.0.weight"].numpy().transpose(2, 3, 1, 0)
+
+
+def test_download_verify_convert_cache_and_reuse_offline(catalog, served, monkeypatch,
+                                                          caplog):
+    url, folder, state = served
+    catalog(random_entry(folder))
+    model = models.build("squeezenet1_1", weights="imagenet")
+    np.testing.assert_array_equal(model.get_layer("conv1").get_weights()[0], conv1_kernel(state))
+    assert models.describe(model)["preprocessing"] == "torch"
+    assert models.describe(model)["class_names"][:2] == ["tench", "goldfish"]
+    entry = weights.get_entry("squeezenet1_1.random")
+    assert os.path.isfile(weights.cached_path(entry))
+    assert os.path.isfile(weights.converted_path(entry))
+    assert weights.is_cached(entry)
+    assert [p for p in os.listdir(weights.cache_dir()) if p.endswith(".part")] == []
+
+    # Offline (nothing listens on port 9): the converted cache is used.
+    monkeypatch.setenv(weights.BASE_URL_ENV, "http://127.0.0.1:9")
+    with caplog.at_level(logging.WARNING):
+        small = models.build("squeezenet1_1", weights="squeezenet1_1.random", num_classes=5,
+                             input_shape=(64, 64, 3))
+    np.testing.assert_array_equal(small.get_layer("conv1").get_weights()[0], conv1_kernel(state))
+    assert small.get_layer("conv10").get_weights()[0].shape == (1, 1, 512, 5)
+    assert len(caplog.records) == 1 and "new: conv10" in caplog.records[0].getMessage()
+
+
+def test_a_file_placed_by_hand_is_used_without_network(catalog, served, monkeypatch):
+    _, folder, state = served
+    catalog(random_entry(folder))
+    monkeypatch.setenv(weights.BASE_URL_ENV, "http://127.0.0.1:9")
+    entry = weights.get_entry("squeezenet1_1.random")
+    with pytest.raises(weights.WeightsError) as error:
+        models.build("squeezenet1_1", weights="imagenet")
+    message = str(error.value)
+    assert "http://127.0.0.1:9/squeezenet1_1-random.pth" in message
+    assert weights.cached_path(entry) in message and "\n" not in message
+    assert os.listdir(weights.cache_dir()) == []
+
+    shutil.copy(folder / "squeezenet1_1-random.pth", weights.cached_path(entry))
+    model = models.build("squeezenet1_1", weights="imagenet")
+    np.testing.assert_array_equal(model.get_layer("conv1").get_weights()[0], conv1_kernel(state))
+
+
+def test_a_hash_mismatch_is_an_error_and_the_file_is_not_kept(catalog, served):
+    _, folder, _ = served
+    catalog(random_entry(folder, hash="0" * 64))
+    with pytest.raises(weights.WeightsError, match="not the published 0000"):
+        models.build("squeezenet1_1", weights="imagenet")
+    assert os.listdir(weights.cache_dir()) == []
+    # A wrong file in the cache (placed by hand) is refused and removed too.
+    entry = weights.get_entry("squeezenet1_1.random")
+    shutil.copy(folder / "squeezenet1_1-random.pth", weights.cached_path(entry))
+    with pytest.raises(weights.WeightsError, match="the file was removed"):
+        weights.fetch(entry)
+    assert not os.path.exists(weights.cached_path(entry))
+
+
+def test_an_interrupted_download_leaves_nothing_in_the_cache(catalog, served, monkeypatch):
+    url, folder, _ = served
+    catalog(random_entry(folder))
+    monkeypatch.setenv(weights.BASE_URL_ENV, f"{url}/cut")
+    with pytest.raises(weights.WeightsError):
+        models.build("squeezenet1_1", weights="imagenet")
+    assert os.listdir(weights.cache_dir()) == []
+
+
+def test_keras_format_entries_load_their_files_as_they_are(catalog, served, tmp_path):
+    # keras.applications entries are Keras weight files: no conversion, loaded as they are.
+    _, folder, _ = served
+    source = models.build("squeezenet1_1", num_classes=10, input_shape=(64, 64, 3),
+                          preprocessing="caffe")
+    source.save_weights(folder / "squeezenet1_1-keras.weights.h5")
+    checkpoint = folder / "squeezenet1_1-keras.weights.h5"
+    catalog({**ENTRY, "name": "squeezenet1_1.keras", "source": "keras.applications",
+             "format": "keras_h5", "converter": None, "preprocessing": "caffe",
+             "input_shape": [64, 64, 3], "num_classes": 10,
+             "url": "https://example.invalid/squeezenet1_1-keras.weights.h5",
+             "hash_algorithm": "md5", "hash": hashlib.md5(checkpoint.read_bytes()).hexdigest()})
+    model = models.build("squeezenet1_1", weights="squeezenet1_1.keras")
+    for ours, theirs in zip(model.get_weights(), source.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    entry = weights.get_entry("squeezenet1_1.keras")
+    assert not os.path.exists(weights.converted_path(entry))
+
+
+def test_weights_of_another_model_or_unknown_names_are_refused(catalog, served):
+    _, folder, _ = served
+    catalog(random_entry(folder))
+    with pytest.raises(weights.WeightsError, match="fit model 'squeezenet1_1', not"):
+        models.build("squeezenet1_0", weights="squeezenet1_1.random")
+    with pytest.raises(weights.WeightsError, match="no default pretrained weights"):
+        models.build("lenet5", weights="imagenet")
+    with pytest.raises(weights.WeightsError, match="trained with preprocessing='torch'"):
+        models.build("squeezenet1_1", weights="imagenet", preprocessing="caffe")
