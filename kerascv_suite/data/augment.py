@@ -16,10 +16,11 @@ Sample contract (input and output):
 
 Outputs stay uint8: models own their preprocessing, so no normalization happens here.
 
-Grayscale images take the geometric transforms and the resize as they are. Colour ops need
-colour: on a 1-channel image an enabled `rgb_shift`, `fancy_pca`, or a `color_jitter` with a
-non-zero saturation or hue is a `ValueError` (set them to None / 0), not silently skipped, so
-a config never claims augmentation it does not do. Brightness and contrast jitter apply.
+Grayscale images take the geometric transforms, the resize and the brightness and contrast
+jitter as they are. Colour ops need colour: on a 1-channel image `rgb_shift`, `fancy_pca` and
+the saturation and hue of `color_jitter` are skipped, and the first such image says so once
+(a `GrayscaleColourWarning` naming the skipped options), so a preset made for RGB photos
+still trains a folder of grayscale digits.
 
 Albumentations is imported lazily (on first use), so this module imports in milliseconds and
 loader worker processes pay the import only once they build the pipeline.
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -44,6 +46,10 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 # The tasks with an augmentation preset (and an "_eval" twin). Keypoints are not among
 # them: they ride along with detection or segmentation samples.
 PRESET_TASKS = ("classification", "detection", "segmentation")
+
+
+class GrayscaleColourWarning(UserWarning):
+    """Colour augmentation was configured but skipped on 1-channel images."""
 
 
 @dataclasses.dataclass
@@ -69,6 +75,15 @@ class AugmentConfig:
             "ImageNet Classification with Deep Convolutional Neural Networks", 2012), or None
             (RGB images only).
         fancy_pca_p: probability of fancy PCA.
+        translate: largest shift of a random affine transform, as a fraction of the output
+            size per axis (0.1 moves a 32-pixel image by up to 3.2 pixels), or None.
+        rotate: largest rotation of the affine transform in degrees (both ways), or None.
+        shear: largest shear of the affine transform in degrees (both ways), or None.
+        zoom: `(min, max)` scale factor range of the affine transform (e.g. `(0.9, 1.1)`),
+            or None. Unlike `scale`, it keeps the whole image: a zoom out pads the border.
+        affine_p: probability of the affine transform (`albumentations.Affine`, applied after
+            the crop or resize, at the output size). Uncovered pixels are filled with 0 in the
+            image and 255 (ignore) in the mask; rotated boxes grow to enclose the rotated box.
         min_visibility: boxes keeping less than this fraction of their area after a crop are
             dropped (with their class and keypoints).
         min_area: boxes smaller than this many pixels after augmentation are dropped.
@@ -88,6 +103,11 @@ class AugmentConfig:
     rgb_shift_p: float = 0.5
     fancy_pca: float | None = 0.1
     fancy_pca_p: float = 0.5
+    translate: float | None = None
+    rotate: float | None = None
+    shear: float | None = None
+    zoom: tuple[float, float] | None = None
+    affine_p: float = 0.5
     min_visibility: float = 0.3
     min_area: float = 1.0
     keypoint_flip_index: tuple[int, ...] | None = None
@@ -103,6 +123,22 @@ class AugmentConfig:
                 f"image_size must be an int or (height, width). Received: image_size={size!r}"
             )
         self.image_size = (int(size[0]), int(size[1]))
+        for name in ("translate", "rotate", "shear"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (int, float)) or value < 0):
+                raise ValueError(f"{name} must be a non-negative number (the largest change "
+                                 f"both ways) or None. Received: {name}={value!r}")
+        if self.zoom is not None and (len(self.zoom) != 2 or not 0 < self.zoom[0] <= self.zoom[1]):
+            raise ValueError("zoom must be a (min, max) range with 0 < min <= max, or None. "
+                             f"Received: zoom={self.zoom!r}")
+        if not 0 <= self.affine_p <= 1:
+            raise ValueError(f"affine_p must be a probability in [0, 1]. "
+                             f"Received: affine_p={self.affine_p!r}")
+
+    def has_affine(self) -> bool:
+        """Whether the training pipeline applies a random affine transform."""
+        return self.train and any(
+            v is not None for v in (self.translate, self.rotate, self.shear, self.zoom))
 
     def colour_ops(self) -> list[str]:
         """The enabled options that need a colour (3-channel) image."""
@@ -173,7 +209,10 @@ class Augmenter:
 
     def __init__(self, config: AugmentConfig):
         self.config = config
-        self._compose = None
+        # One pipeline per channel count (3: all ops; 1: the colour ops left out), built on
+        # first use.
+        self._composes = {}
+        self._said_grayscale = False
 
     @property
     def output_size(self) -> tuple[int, int]:
@@ -181,16 +220,33 @@ class Augmenter:
         return self.config.image_size
 
     def __getstate__(self):
-        return {"config": self.config, "_compose": None}
+        # Pipelines are rebuilt in each process; the "said once" flag travels, so workers
+        # started after the first call do not repeat the warning.
+        return {"config": self.config, "_composes": {},
+                "_said_grayscale": self._said_grayscale}
+
+    def __setstate__(self, state):
+        self.config = state["config"]
+        self._composes = {}
+        self._said_grayscale = state.get("_said_grayscale", False)
 
     def __repr__(self):
         return f"Augmenter({self.config})"
 
-    def _build(self):
+    def pipeline(self, channels: int = 3):
+        """The albumentations `Compose` applied to images with `channels` (1 or 3) channels."""
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3. Received: channels={channels!r}")
+        if channels not in self._composes:
+            self._composes[channels] = self._build(channels)
+        return self._composes[channels]
+
+    def _build(self, channels: int):
         import albumentations as A
         import cv2
 
         cfg = self.config
+        colour = channels == 3
         height, width = cfg.image_size
         transforms = []
         if cfg.train and cfg.scale is not None:
@@ -205,16 +261,21 @@ class Augmenter:
         if cfg.train:
             if cfg.hflip:
                 transforms.append(A.HorizontalFlip(p=cfg.hflip))
+            if cfg.has_affine():
+                transforms.append(self._affine(A, cv2))
             if cfg.color_jitter is not None:
                 b, c, s, h = cfg.color_jitter
-                transforms.append(
-                    A.ColorJitter(brightness=b, contrast=c, saturation=s, hue=h,
-                                  p=cfg.color_jitter_p)
-                )
-            if cfg.rgb_shift is not None:
+                if not colour:
+                    s = h = 0
+                if any((b, c, s, h)):
+                    transforms.append(
+                        A.ColorJitter(brightness=b, contrast=c, saturation=s, hue=h,
+                                      p=cfg.color_jitter_p)
+                    )
+            if cfg.rgb_shift is not None and colour:
                 limit = (-cfg.rgb_shift, cfg.rgb_shift)
                 transforms.append(A.RGBShift(limit, limit, limit, p=cfg.rgb_shift_p))
-            if cfg.fancy_pca is not None:
+            if cfg.fancy_pca is not None and colour:
                 transforms.append(A.FancyPCA(alpha=cfg.fancy_pca, p=cfg.fancy_pca_p))
         # Every box carries its row id, so keypoints of dropped boxes can be dropped too.
         bbox_params = A.BboxParams(
@@ -234,6 +295,36 @@ class Augmenter:
             save_applied_params=cfg.keypoint_flip_index is not None,
         )
 
+    def _affine(self, A, cv2):
+        cfg = self.config
+
+        def both_ways(limit):
+            return (-float(limit or 0), float(limit or 0))
+
+        return A.Affine(
+            scale=tuple(cfg.zoom) if cfg.zoom is not None else (1.0, 1.0),
+            translate_percent=both_ways(cfg.translate),
+            rotate=both_ways(cfg.rotate),
+            shear=both_ways(cfg.shear),
+            interpolation=cv2.INTER_LINEAR,
+            border_mode=cv2.BORDER_CONSTANT,
+            fill=0,
+            fill_mask=255,
+            p=cfg.affine_p,
+        )
+
+    def _say_grayscale(self, image_shape):
+        skipped = self.config.colour_ops()
+        if skipped and not self._said_grayscale:
+            self._said_grayscale = True
+            warnings.warn(
+                f"Grayscale images {tuple(image_shape)}: colour augmentation "
+                f"{', '.join(skipped)} is skipped for them (brightness and contrast still "
+                "apply). Set these options to None in augment_options to silence this.",
+                GrayscaleColourWarning,
+                stacklevel=3,
+            )
+
     def __call__(self, sample: dict, seed: int | None = None) -> dict:
         """Augments one sample.
 
@@ -251,17 +342,12 @@ class Augmenter:
                 "image must be uint8 RGB (height, width, 3) or grayscale (height, width, 1). "
                 f"Received: dtype={image.dtype}, shape={image.shape}"
             )
-        colour_ops = self.config.colour_ops() if image.shape[-1] == 1 else []
-        if colour_ops:
-            raise ValueError(
-                f"Colour augmentation needs RGB images: set {', '.join(colour_ops)} to None "
-                "(color_jitter may keep brightness and contrast, with saturation = hue = 0) "
-                f"to augment grayscale images. Received: image of shape {image.shape}"
-            )
-        if self._compose is None:
-            self._compose = self._build()
+        channels = image.shape[-1]
+        if channels == 1:
+            self._say_grayscale(image.shape)
+        compose = self.pipeline(channels)
         if seed is not None:
-            self._compose.set_random_seed(seed)
+            compose.set_random_seed(seed)
         height, width = image.shape[:2]
         boxes = np.asarray(sample.get("boxes", np.zeros((0, 4))), np.float32).reshape(-1, 4)
         classes = np.asarray(sample.get("classes", np.zeros((len(boxes),))), np.int32)
@@ -279,7 +365,7 @@ class Augmenter:
             keypoints = np.asarray(sample["keypoints"], np.float32)
             inputs["keypoints"] = keypoints[..., :2].reshape(-1, 2)
 
-        result = self._compose(**inputs)
+        result = compose(**inputs)
 
         out = {k: v for k, v in sample.items() if k not in ("image", "boxes", "classes",
                                                              "mask", "keypoints")}

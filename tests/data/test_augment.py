@@ -1,4 +1,5 @@
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ from kerascv_suite.data.augment import (
     PRESETS,
     AugmentConfig,
     Augmenter,
+    GrayscaleColourWarning,
     build_augmenter,
     preset,
     sample_seed,
@@ -127,7 +129,7 @@ def test_classification_preset_uses_fancy_pca_and_outputs_uint8():
 
     aug = build_augmenter("classification", image_size=64)
     aug(_objects_sample(), seed=0)
-    names = [type(t) for t in aug._compose.transforms]
+    names = [type(t) for t in aug.pipeline(3).transforms]
     assert A.FancyPCA in names and A.RandomResizedCrop in names and A.Normalize not in names
 
 
@@ -166,10 +168,110 @@ def test_grayscale_images_take_geometric_transforms_and_keep_one_channel():
         (dict(color_jitter=None, fancy_pca=None, rgb_shift=20), "rgb_shift"),
     ],
 )
-def test_colour_ops_on_grayscale_images_are_an_error(options, culprit):
+def test_colour_ops_on_grayscale_images_are_skipped_and_said_once(options, culprit):
+    import albumentations as A
+
     aug = build_augmenter("classification", image_size=32, **options)
-    with pytest.raises(ValueError, match=f"RGB images: set {culprit}"):
-        aug(_gray_sample(), seed=0)
+    with pytest.warns(GrayscaleColourWarning, match=f"{culprit}=.* is skipped") as record:
+        first = aug(_gray_sample(), seed=5)
+    assert len(record) == 1
+    assert first["image"].shape == (32, 32, 1) and first["image"].dtype == np.uint8
+    # Skipped, not approximated: the same seed gives exactly what a config without the
+    # colour ops gives (color_jitter keeps its brightness and contrast).
+    plain = dict(options, fancy_pca=None, rgb_shift=None)
+    if options.get("color_jitter"):
+        plain["color_jitter"] = (0.4, 0.4, 0.0, 0.0)
+    expected = build_augmenter("classification", image_size=32, **plain)(_gray_sample(), seed=5)
+    np.testing.assert_array_equal(first["image"], expected["image"])
+    gray_ops = {type(t) for t in aug.pipeline(1).transforms}
+    assert not gray_ops & {A.FancyPCA, A.RGBShift}
+    # Said once per augmenter, also by a copy pickled for a worker after the first call.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GrayscaleColourWarning)
+        for seed in range(3):
+            assert aug(_gray_sample(), seed=seed)["image"].shape == (32, 32, 1)
+        pickle.loads(pickle.dumps(aug))(_gray_sample(), seed=0)
     # The same augmenter still colours RGB images.
     rgb = {"image": np.repeat(_gray_sample()["image"], 3, axis=-1)}
     assert aug(rgb, seed=0)["image"].shape == (32, 32, 3)
+    assert {A.FancyPCA, A.RGBShift} & {type(t) for t in aug.pipeline(3).transforms} or \
+        culprit == "color_jitter"
+
+
+def test_grayscale_without_colour_ops_says_nothing():
+    aug = build_augmenter("classification", image_size=32, color_jitter=(0.3, 0.3, 0, 0),
+                          fancy_pca=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GrayscaleColourWarning)
+        assert aug(_gray_sample(), seed=0)["image"].shape == (32, 32, 1)
+
+
+def _square_sample(size=64, lo=24, hi=40):
+    image = np.zeros((size, size, 1), np.uint8)
+    image[lo:hi, lo:hi] = 255
+    mask = np.zeros((size, size), np.uint8)
+    mask[lo:hi, lo:hi] = 1
+    return {"image": image, "mask": mask, "label": 1,
+            "boxes": np.array([[lo, lo, hi, hi]], np.float32), "classes": np.array([0]),
+            "keypoints": np.array([[[lo, lo, 2]]], np.float32)}
+
+
+def _bright_box(image):
+    ys, xs = np.nonzero(image[..., 0] > 127)
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+
+
+def test_translation_moves_image_mask_boxes_and_keypoints_together():
+    aug = build_augmenter("detection", image_size=64, scale=None, hflip=0.0,
+                          color_jitter=None, fancy_pca=None, translate=0.25, affine_p=1.0)
+    shifts = []
+    for seed in range(6):
+        out = aug(_square_sample(), seed=seed)
+        assert out["image"].shape == (64, 64, 1) and out["mask"].shape == (64, 64)
+        assert out["boxes"].shape == (1, 4) and out["keypoints"].shape == (1, 1, 3)
+        box = _bright_box(out["image"])
+        np.testing.assert_allclose(out["boxes"][0], box, atol=1.0)
+        np.testing.assert_allclose(out["keypoints"][0, 0, :2], box[:2], atol=1.0)
+        assert out["mask"][int(box[1]) + 2, int(box[0]) + 2] == 1
+        shift = box[:2] - 24
+        assert np.all(np.abs(shift) <= 0.25 * 64 + 1)  # within the configured limit
+        shifts.append(tuple(shift))
+    assert len(set(shifts)) > 1  # it does move, differently per seed
+
+
+def test_affine_is_deterministic_with_a_seed_and_keeps_shapes():
+    config = AugmentConfig(image_size=(32, 32), scale=None, hflip=0.0, color_jitter=None,
+                           fancy_pca=None, translate=0.1, rotate=12, shear=5, zoom=(0.9, 1.1),
+                           affine_p=1.0)
+    sample = _square_sample(40, 10, 30)
+    a, b = Augmenter(config), pickle.loads(pickle.dumps(Augmenter(config)))
+    outs = [a(sample, seed=s)["image"] for s in (3, 4)]
+    np.testing.assert_array_equal(outs[0], b(sample, seed=3)["image"])
+    assert outs[0].shape == (32, 32, 1) and not np.array_equal(outs[0], outs[1])
+    rgb = dict(sample, image=np.repeat(sample["image"], 3, axis=-1))
+    assert a(rgb, seed=3)["image"].shape == (32, 32, 3)
+
+
+def test_zoom_out_fills_image_with_zero_and_mask_with_ignore():
+    aug = build_augmenter("segmentation", image_size=64, scale=None, hflip=0.0,
+                          color_jitter=None, fancy_pca=None, zoom=(0.5, 0.5), affine_p=1.0)
+    sample = _square_sample()
+    sample["image"][sample["image"] == 0] = 100
+    out = aug(sample, seed=0)
+    assert out["image"][0, 0, 0] == 0 and out["mask"][0, 0] == 255
+    assert out["image"][32, 32, 0] == 255 and out["mask"][32, 32] == 1
+
+
+def test_presets_apply_no_affine_and_bad_affine_options_are_rejected():
+    import albumentations as A
+
+    for name in PRESETS:
+        assert not preset(name).has_affine()
+        assert A.Affine not in {type(t) for t in build_augmenter(name, image_size=32)
+                                .pipeline(3).transforms}
+    with pytest.raises(ValueError, match="rotate=-5"):
+        AugmentConfig(rotate=-5)
+    with pytest.raises(ValueError, match=r"zoom=\(1.2, 1.0\)"):
+        AugmentConfig(zoom=(1.2, 1.0))
+    with pytest.raises(ValueError, match="affine_p=2"):
+        AugmentConfig(translate=0.1, affine_p=2)
