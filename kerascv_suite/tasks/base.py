@@ -33,6 +33,9 @@ class TaskData:
         class_names: the names the model's outputs stand for.
         input_shape: `(height, width, channels)` of the model's input.
         extra: task-specific state (cached proposals, heatmap sizes, ...).
+        skips: a `kerascv_suite.data.skips.SkipReport` of every entry skipped or repaired
+            while the splits were read (and, as they are found, while loaders and
+            evaluations decode them); empty when nothing was skipped.
     """
 
     splits: dict
@@ -42,6 +45,7 @@ class TaskData:
     train: Any = None
     val: Any = None
     extra: dict = dataclasses.field(default_factory=dict)
+    skips: Any = dataclasses.field(default_factory=lambda: empty_skip_report())
 
     @property
     def train_loader(self):
@@ -65,6 +69,61 @@ class TaskData:
         for loader in self.loaders.values():
             if loader is not None:
                 loader.close()
+
+
+def empty_skip_report(strict=False):
+    from kerascv_suite.data.skips import SkipReport
+
+    return SkipReport(strict=strict)
+
+
+def check_splits(splits, config, data_name=None):
+    """The `SkipReport` of a task's splits, checked before anything is written to disk.
+
+    Counts what each split's reader skipped or repaired (`dataset.skipped`); with
+    `config.strict`, decodes every sample once and raises on the first skip.
+
+    Args:
+        splits: `{"train": dataset, "val": dataset or None, "test": ...}`.
+        config: the run's config (`strict`, `data`).
+        data_name: what `--data` is called in messages (default `config.data`).
+
+    Returns:
+        A `SkipReport` (`strict` as the config), to hand to the loaders and `TaskData`.
+
+    Raises:
+        SkipError: `strict` and something was skipped (names the file and entry).
+        DataError: a split without a single usable entry.
+    """
+    from kerascv_suite.data.errors import DataError
+
+    report = empty_skip_report(strict=getattr(config, "strict", False))
+    report.collect_datasets(splits)
+    for name, dataset in splits.items():
+        if dataset is not None and len(dataset) == 0:
+            skipped = report.counts().get(name) or report.counts().get("all") or {}
+            reasons = ", ".join(f"{count} {reason}" for reason, count in skipped.items())
+            raise DataError(f"--data {data_name or config.data}: the {name} split has no "
+                            "usable entries" + (f" ({reasons})" if reasons else "")
+                            + "; `kcv data check` shows what was found")
+    if report.strict:
+        seen = set()
+        for name, dataset in splits.items():
+            if dataset is None or id(dataset) in seen:
+                continue
+            seen.add(id(dataset))
+            for _ in dataset:  # records undecodable images in dataset.skipped
+                pass
+        report.collect_datasets(splits)
+    return report
+
+
+def collect_evaluation_skips(data, split):
+    """Adds what an evaluation pass over `data.splits[split]` skipped to `data.skips`;
+    returns the split's count (0 when nothing was skipped)."""
+    dataset = data.splits.get(split)
+    data.skips.collect(split, getattr(dataset, "skipped", None))
+    return sum(data.skips.counts().get(split, {}).values())
 
 
 @dataclasses.dataclass

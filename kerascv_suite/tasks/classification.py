@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from kerascv_suite.tasks.base import Evaluation, Task, TaskData, build_registered
+from kerascv_suite.tasks.base import (Evaluation, Task, TaskData, build_registered,
+                                      check_splits, collect_evaluation_skips)
 from kerascv_suite.tasks.config import TrainConfig
 
 
@@ -88,6 +89,7 @@ class ClassificationTask(Task):
 
         size, channels = model_input(config)
         train, val, test = open_splits(config, channels)
+        skips = check_splits({"train": train, "val": val, "test": test}, config)
         if config.augment:
             train_aug = build_augmenter(config.augment, image_size=size,
                                         **(config.augment_options or {}))
@@ -95,12 +97,12 @@ class ClassificationTask(Task):
             train_aug = build_augmenter("classification_eval", image_size=size)
         eval_aug = build_augmenter("classification_eval", image_size=size)
 
-        def loader(dataset, augment, shuffle, workers):
+        def loader(dataset, augment, shuffle, workers, split):
             return DataLoader(dataset, config.batch_size, augment=augment, shuffle=shuffle,
-                              seed=config.seed, num_workers=workers)
+                              seed=config.seed, num_workers=workers, skips=skips, split=split)
 
-        loaders = {"train": loader(train, train_aug, True, config.workers),
-                   "val": loader(val, eval_aug, False, config.workers) if val else None}
+        loaders = {"train": loader(train, train_aug, True, config.workers, "train"),
+                   "val": loader(val, eval_aug, False, config.workers, "val") if val else None}
         return TaskData(
             splits={"train": train, "val": val, "test": test or val},
             loaders=loaders,
@@ -108,6 +110,7 @@ class ClassificationTask(Task):
             input_shape=(*size, channels),
             train=fit_dataset(loaders["train"], channels),
             val=fit_dataset(loaders["val"], channels) if val else None,
+            skips=skips,
         )
 
     def build_model(self, config, data, log):
@@ -155,7 +158,9 @@ class ClassificationTask(Task):
             log=lambda *_: None)
         metrics = classification_metrics(probabilities, labels, prefix="")
         summary = ", ".join(f"{split}_{k} {v:.4f}" for k, v in metrics.items())
-        return Evaluation(metrics, f"{summary} ({len(labels)} images)",
+        skipped = collect_evaluation_skips(data, split)
+        return Evaluation(metrics, f"{summary} ({len(labels)} images"
+                                   f"{f', {skipped} skipped' if skipped else ''})",
                           sample_inputs=images[:4], sample_outputs=probabilities[:4],
                           details={"probabilities": probabilities, "labels": labels,
                                    "images": images})

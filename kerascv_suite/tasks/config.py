@@ -22,6 +22,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")  # kerascv_suite.training.optim
 SCHEDULES = ("constant", "cosine", "step", "warmup_cosine")
 FORMATS = ("folders", "voc", "coco", "yolo", "masks")
 BACKENDS = ("tensorflow", "jax", "torch")
+UNKNOWN_CLASS = ("error", "skip")  # kerascv_suite.data.formats.common.UNKNOWN_CLASS_POLICIES
 DISTRIBUTE_MODES = ("mirrored", "multi_worker", "data_parallel", "auto")
 NO_RECIPE = "none"
 # Keys of a recipe that describe its registered model variant, not the training run.
@@ -73,6 +74,12 @@ class TrainConfig:
             `load_config`).
         target: what a recipe declares it reaches, `{"metric": "test_ap50", "value": 0.8}`
             (checked by `benchmarks/recipes.py`; training does not use it).
+        unknown_class: `"error"` (an annotated class missing from the class list stops the
+            run, naming the file and entry) or `"skip"` (the object is dropped and counted);
+            the CLI's `--unknown-class`.
+        strict: any skipped or repaired entry (bad image, clipped or degenerate box,
+            unknown class under `"skip"`) is an error naming the file and entry, and every
+            image is decoded once before training; the CLI's `--strict`.
     """
 
     task: str | None = None
@@ -112,9 +119,12 @@ class TrainConfig:
     workers: int | None = None
     recipe: str | None = None
     target: dict = dataclasses.field(default_factory=dict)
+    unknown_class: str = "error"
+    strict: bool = False
 
     def __post_init__(self):
-        for field, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+        for field, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
+                               ("unknown_class", UNKNOWN_CLASS)):
             if getattr(self, field) not in choices:
                 raise ValueError(f"{field} must be one of {choices}. "
                                  f"Received: {field}={getattr(self, field)!r}")

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kerascv_suite.tasks.base import Evaluation, Task, TaskData, build_registered
+from kerascv_suite.tasks.base import (Evaluation, Task, TaskData, build_registered,
+                                      check_splits, collect_evaluation_skips)
 from kerascv_suite.tasks.config import TrainConfig
 
 FORMATS = ("voc", "coco", "yolo")
@@ -133,6 +134,17 @@ def model_family(name) -> str:
 # === Data ===
 
 
+def reader_options(fmt, task, config) -> dict:
+    """Keyword arguments of `read_dataset` for a `task` reading `fmt`: the task (VOC holds
+    detection and segmentation lists) and the `--unknown-class` policy."""
+    options = {}
+    if fmt == "voc":
+        options["task"] = task
+    if fmt in ("voc", "coco", "yolo"):
+        options["unknown_class_policy"] = getattr(config, "unknown_class", "error")
+    return options
+
+
 def open_splits(config, size):
     """`(train, val, test)` of the built-in shapes (generated at `size`) or a folder."""
     from kerascv_suite.data import make_shapes, read_dataset
@@ -144,7 +156,8 @@ def open_splits(config, size):
                      for n, name in ((count, "train"), (small, "val"), (small, "test")))
     root = check_folder(config.data, "shapes")
     fmt = config.format or detect_format(root, "detection")
-    return split(root, fmt, config.seed, lambda name: read_dataset(root, fmt, name))
+    options = reader_options(fmt, "detection", config)
+    return split(root, fmt, config.seed, lambda name: read_dataset(root, fmt, name, **options))
 
 
 def annotation_classes(dataset):
@@ -460,6 +473,8 @@ class DetectionTask(Task):
         train, val, test = open_splits(config, size[0])
         class_names = list(train.class_names)
         check_class_ids({"train": train, "val": val, "test": test}, class_names)
+        # Before anything is written (the proposal cache lives in the run folder).
+        skips = check_splits({"train": train, "val": val, "test": test}, config)
         proposals = family in PROPOSAL_FAMILIES
         eval_aug = build_augmenter("detection_eval", image_size=size)
         if config.augment and not proposals:
@@ -468,19 +483,20 @@ class DetectionTask(Task):
         else:
             train_aug = eval_aug
 
-        def loader(dataset, augment, shuffle):
+        def loader(dataset, augment, shuffle, split):
             return DataLoader(dataset, config.batch_size, augment=augment,
                               keys=("images", "boxes", "classes"), shuffle=shuffle,
                               seed=config.seed, max_boxes=config.max_boxes,
-                              num_workers=0 if proposals else config.workers, channels=3)
+                              num_workers=0 if proposals else config.workers, channels=3,
+                              skips=skips, split=split)
 
-        train_loader = loader(train, train_aug, not proposals)
+        train_loader = loader(train, train_aug, not proposals, "train")
         loaders = {"train": train_loader}
         if not proposals:  # Keras' validation loss; proposal families have none
-            loaders["val"] = loader(val, eval_aug, False)
+            loaders["val"] = loader(val, eval_aug, False, "val")
         data = TaskData(splits={"train": train, "val": val, "test": test}, loaders=loaders,
                         class_names=class_names, input_shape=(*size, 3),
-                        extra={"family": family, "proposals": {}})
+                        extra={"family": family, "proposals": {}}, skips=skips)
         if proposals:
             arrays = materialize(train_loader)
             arrays["proposals"] = cached_proposals(run_dir, "train", arrays["images"],
@@ -614,9 +630,10 @@ class DetectionTask(Task):
         scores = self.scores(model, config, data, split, keep_images=config.num_samples)
         metrics = scores.metrics()
         p = scores.predictions
+        skipped = collect_evaluation_skips(data, split)
         summary = (f"AP {metrics['ap']:.4f}, AP50 {metrics['ap50']:.4f}, AP75 "
                    f"{metrics['ap75']:.4f}, VOC07 mAP {metrics['voc07_map']:.4f} "
-                   f"({len(p.gt_boxes)} images)")
+                   f"({len(p.gt_boxes)} images{f', {skipped} skipped' if skipped else ''})")
         return Evaluation(metrics, summary, sample_inputs=p.sample_inputs,
                           sample_outputs=p.sample_outputs, details=scores)
 

@@ -26,7 +26,7 @@ import dataclasses
 
 import numpy as np
 
-from kerascv_suite.tasks.base import Evaluation, Task, TaskData, build_registered
+from kerascv_suite.tasks.base import Evaluation, Task, TaskData, build_registered, check_splits
 from kerascv_suite.tasks.config import TrainConfig
 
 AUGMENTS = ("keypoints",)
@@ -137,6 +137,7 @@ class KeypointTask(Task):
 
         size = int(config.image_size)
         train, val, test = open_splits(config)
+        skips = check_splits({"train": train, "val": val, "test": test}, config)
         jitter = dict(config.augment_options or {}) if config.augment else {}
         train_crop = TopDownCrop(size, config.crop_margin, train=bool(config.augment), **jitter)
         eval_crop = TopDownCrop(size, config.crop_margin)
@@ -153,7 +154,8 @@ class KeypointTask(Task):
                                  "val": loader(val, eval_crop, False, config.workers),
                                  "test": loader(test, eval_crop, False, 0)},
                         class_names=list(CHANNEL_NAMES), input_shape=(size, size, 3),
-                        extra={"heatmap_size": (size // STRIDE, size // STRIDE)})
+                        extra={"heatmap_size": (size // STRIDE, size // STRIDE)},
+                        skips=skips)
         # The fit datasets need the model's output names: `prepare_fit` makes them.
         return data
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kerascv_suite.tasks.base import Evaluation, Task, TaskData, build_registered
+from kerascv_suite.tasks.base import (Evaluation, Task, TaskData, build_registered,
+                                      check_splits, collect_evaluation_skips)
 from kerascv_suite.tasks.config import TrainConfig
 
 LOSSES = ("ce", "dice", "ce+dice")  # kerascv_suite.losses.segmentation.LOSSES
@@ -78,6 +79,7 @@ def open_splits(config):
     seeded 80/10/10 split."""
     from kerascv_suite.data import make_shapes, read_dataset
     from kerascv_suite.data.splits import check_folder, detect_format, open_splits as split
+    from kerascv_suite.tasks.detection import reader_options
 
     if config.data == "shapes":
         size = config.image_size or SHAPES_SIZE
@@ -88,7 +90,9 @@ def open_splits(config):
                 train.mask_class_names)
     root = check_folder(config.data, "shapes")
     fmt = config.format or detect_format(root, "segmentation")
-    train, val, test = split(root, fmt, config.seed, lambda name: read_dataset(root, fmt, name))
+    options = reader_options(fmt, "segmentation", config)
+    train, val, test = split(root, fmt, config.seed,
+                             lambda name: read_dataset(root, fmt, name, **options))
     return train, val, test, train.mask_class_names
 
 
@@ -193,22 +197,23 @@ class SegmentationTask(Task):
         channels = reference[2] if len(reference) == 3 else 3
         size = (config.image_size,) * 2 if config.image_size else tuple(reference[:2])
         train, val, test, class_names = open_splits(config)
+        skips = check_splits({"train": train, "val": val, "test": test}, config)
         train_aug = build_augmenter(config.augment or "segmentation_eval", image_size=size,
                                     **(config.augment_options if config.augment else {}))
         eval_aug = build_augmenter("segmentation_eval", image_size=size)
 
-        def loader(dataset, augment, shuffle, workers):
+        def loader(dataset, augment, shuffle, workers, split):
             return DataLoader(dataset, config.batch_size, augment=augment,
                               keys=("images", "masks"), shuffle=shuffle, seed=config.seed,
-                              num_workers=workers)
+                              num_workers=workers, skips=skips, split=split)
 
-        loaders = {"train": loader(train, train_aug, True, config.workers),
-                   "val": loader(val, eval_aug, False, config.workers)}
+        loaders = {"train": loader(train, train_aug, True, config.workers, "train"),
+                   "val": loader(val, eval_aug, False, config.workers, "val")}
         return TaskData(splits={"train": train, "val": val, "test": test}, loaders=loaders,
                         class_names=[str(n) for n in class_names],
                         input_shape=(*size, channels),
                         train=fit_dataset(loaders["train"], channels, y="masks"),
-                        val=fit_dataset(loaders["val"], channels, y="masks"))
+                        val=fit_dataset(loaders["val"], channels, y="masks"), skips=skips)
 
     def build_model(self, config, data, log):
         from kerascv_suite.training import finetune
@@ -287,8 +292,10 @@ class SegmentationTask(Task):
                                     config.batch_size, keep=config.num_overlays)
         metrics = result.metrics()
         pixels = int(result.scores.confusion_matrix.sum())
+        skipped = collect_evaluation_skips(data, split)
         return Evaluation(metrics, f"mIoU {metrics['miou']:.4f}, pixel accuracy "
-                                   f"{metrics['pixel_accuracy']:.4f} ({pixels} pixels)",
+                                   f"{metrics['pixel_accuracy']:.4f} ({pixels} pixels"
+                                   f"{f', {skipped} skipped' if skipped else ''})",
                           sample_inputs=result.sample_inputs,
                           sample_outputs=result.sample_outputs, details=result)
 
