@@ -14,17 +14,25 @@ TASK_CHOICES = ["classification", "detection", "segmentation", "keypoints"]
 @click.option("--task", type=click.Choice(TASK_CHOICES), default=None, help="Only this task.")
 @format_option
 def models_command(pattern, task, output_format):
-    """List registered models (optionally matching a glob PATTERN) with task and parameters.
+    """List registered models (optionally matching a glob PATTERN) with task, parameters and
+    pretrained weights.
 
     Parameter counts are Keras counts at each model's reference input shape; the test suite
-    builds every model and checks them.
+    builds every model and checks them. `pretrained` names the model's default catalog
+    weights (`weights="imagenet"`; `kcv weights list` shows every entry).
     """
     from kerascv_suite import models
+    from kerascv_suite.weights import list_entries
 
     specs = [models.get_spec(n) for n in models.list_models(pattern, task)]
+    pretrained = {}
+    for entry in list_entries():
+        if entry.default:
+            pretrained[entry.model] = entry.name
     if output_format == "json":
         rows = [
-            {"name": s.name, "task": s.task, "params": s.num_params, "paper": s.paper}
+            {"name": s.name, "task": s.task, "params": s.num_params, "paper": s.paper,
+             "pretrained": pretrained.get(s.name)}
             for s in specs
         ]
         click.echo(json.dumps(rows, indent=2))
@@ -32,10 +40,14 @@ def models_command(pattern, task, output_format):
     if not specs:
         raise click.UsageError(f"No registered model matches {pattern!r} (task={task}).")
     width = max(len(s.name) for s in specs)
-    click.echo(f"{'name':<{width}}  {'task':<14}  {'params':>12}  paper")
+    weights_width = max([len("pretrained"), *(len(v) for v in pretrained.values())])
+    click.echo(f"{'name':<{width}}  {'task':<14}  {'params':>12}  "
+               f"{'pretrained':<{weights_width}}  paper")
     for s in specs:
         params = f"{s.num_params:,}" if s.num_params is not None else "-"
-        click.echo(f"{s.name:<{width}}  {s.task:<14}  {params:>12}  {s.paper}")
+        weights = pretrained.get(s.name, "-")
+        click.echo(f"{s.name:<{width}}  {s.task:<14}  {params:>12}  "
+                   f"{weights:<{weights_width}}  {s.paper}")
 
 
 @click.command("summary")

@@ -1,5 +1,7 @@
 """Helpers of the weights tests: real photos, torchvision's preprocessing, random weights."""
 
+import hashlib
+
 import numpy as np
 
 
@@ -50,3 +52,21 @@ def randomize(module, seed):
                 values = values * 0.1
             tensor.copy_(values)
     return module.eval()
+
+
+ENTRY = dict(model="squeezenet1_1", source="torchvision", hash_algorithm="sha256",
+             size_mb=4.7, license="BSD-3-Clause", format="torch_state_dict",
+             converter="squeezenet", preprocessing="torch", input_shape=[224, 224, 3],
+             num_classes=1000, classes="imagenet1k",
+             metric={"dataset": "none", "top1": 0.0, "top5": 0.0, "citation": "random weights"})
+
+
+def sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def random_entry(folder, **changes):
+    checkpoint = folder / "squeezenet1_1-random.pth"
+    return {**ENTRY, "name": "squeezenet1_1.random", "default": True,
+            "url": "https://example.invalid/models/squeezenet1_1-random.pth",
+            "hash": sha256(checkpoint), **changes}
