@@ -152,8 +152,15 @@ def build(name: str, /, **overrides: Any):
     arguments (defaults merged with overrides), input shape, preprocessing, and for
     detectors the decoder's default settings.
 
+    `weights="imagenet"` (the model's default catalog entry) or `weights="<entry>"` (see
+    `kcv weights list`) loads published pretrained weights: downloaded once into the Keras
+    cache, hash-verified, converted once (torchvision) and cached; the model gets the
+    preprocessing the weights expect. Another `num_classes` keeps the backbone and builds a
+    new head.
+
     Example:
         >>> model = build("vgg16", num_classes=10, input_shape=(64, 64, 3))
+        >>> resnet = build("resnet18", weights="imagenet")  # torchvision's ImageNet weights
     """
     return get_spec(name).build(**overrides)
 
