@@ -1,0 +1,197 @@
+"""`export_model`: a model as a SavedModel folder, an ONNX file or a TFLite flatbuffer.
+
+Detectors and (with `argmax`) segmenters are exported as their inference graph
+(`export.graph`); other models, and detectors with `raw=True` (the YOLO v1 / SSD head as it
+is), with Keras' own `model.export`. Every export carries the model's metadata
+(`export.metadata`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from kerascv_suite.export.formats import FORMATS, check_backend, check_format
+from kerascv_suite.export.graph import detector_graph, export_kind, segmenter_graph
+from kerascv_suite.export.metadata import write_metadata
+
+ONNX_OPSET = 17
+
+
+def export_model(model, path, format="saved_model", overwrite=False, raw=False, argmax=False,
+                 score_threshold=None, iou_threshold=None, max_detections=None):
+    """Writes `model` for inference in `format` at `path`; see `export_models`.
+
+    Returns:
+        The `Path` written.
+    """
+    return export_models(model, {format: path}, overwrite=overwrite, raw=raw, argmax=argmax,
+                         score_threshold=score_threshold, iou_threshold=iou_threshold,
+                         max_detections=max_detections)[format]
+
+
+def export_models(model, paths, overwrite=False, raw=False, argmax=False,
+                  score_threshold=None, iou_threshold=None, max_detections=None):
+    """Writes `model` for inference in each format of `paths`, with its metadata (one
+    traced graph, and one TFLite conversion for both TFLite and ONNX).
+
+    Args:
+        model: a built `keras.Model`: a detector of any family (training or inference form),
+            a segmenter, a classifier.
+        paths: `{format: path}`; format "saved_model" (path: a folder), "onnx" or "tflite"
+            (a file).
+        overwrite: replace an existing file or folder at `path`.
+        raw: export a YOLO v1 / SSD training model's head as it is (no decode, no NMS).
+        argmax: a segmenter exports its class map `(batch, H, W)` instead of probabilities.
+        score_threshold, iou_threshold, max_detections: a detector's post-processing baked
+            into the graph; None keeps the model's (`describe(model)["decoder"]`).
+
+    Returns:
+        `{format: Path}` written.
+
+    Raises:
+        ValueError: an unknown format, one the current Keras backend cannot write, `raw` on
+            an R-CNN-family detector, or `argmax` on a model that is not a segmenter.
+        FileExistsError: `path` exists and `overwrite` is False.
+    """
+    import keras
+
+    for format in paths:
+        check_format(format)
+    kind = export_kind(model, raw=raw, argmax=argmax)
+    for format in paths:
+        check_backend(format, keras.backend.backend(), graph=kind != "model")
+    if kind == "model" and not _has_graph(model):
+        raise ValueError(f"{type(model).__name__} {model.name!r} has no head-only export "
+                         "(it is a subclassed detector whose call already decodes); export "
+                         "it without --raw. Received: raw=True")
+    paths = {format: Path(path) for format, path in paths.items()}
+    for path in paths.values():
+        if path.exists():
+            if not overwrite:
+                raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "model":
+        for format, path in paths.items():
+            _keras_export(model, path, format)
+            write_metadata(path, format, model, {"kind": "raw" if raw else "model"})
+        return paths
+    if kind == "detector":
+        graph = detector_graph(model, score_threshold, iou_threshold, max_detections)
+    else:
+        graph = segmenter_graph(model)
+    write_graph(graph, paths)
+    for format, path in paths.items():
+        write_metadata(path, format, graph.model, graph.info)
+    return paths
+
+
+def _has_graph(model):
+    try:
+        return bool(model.inputs)
+    except (AttributeError, ValueError):
+        return False
+
+
+def _keras_export(model, path, format):
+    if not getattr(model, "_called", True):
+        # A model loaded from .keras has never run; Keras' ONNX export needs one call to
+        # trace its input signature.
+        model(np.zeros((1, *model.inputs[0].shape[1:]), "float32"))
+    model.export(os.fspath(path), format=FORMATS[format], verbose=False)
+
+
+def write_graph(graph, paths):
+    """Writes a `ServingGraph` in several formats, `{format: path}` (see `export.graph`;
+    the ONNX file is converted from the TFLite flatbuffer, made once for both)."""
+    import tensorflow as tf
+
+    for format, path in paths.items():
+        check_format(format)
+    if "saved_model" in paths:
+        tf.saved_model.save(graph.module, os.fspath(paths["saved_model"]),
+                            signatures={"serving_default": graph.serve})
+    if "tflite" not in paths and "onnx" not in paths:
+        return
+    flatbuffer = tflite_flatbuffer(graph)
+    if "tflite" in paths:
+        Path(paths["tflite"]).write_bytes(flatbuffer)
+    if "onnx" in paths:
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / "graph.tflite"
+            source.write_bytes(flatbuffer)
+            onnx_from_tflite(source, paths["onnx"], graph)
+
+
+def tflite_flatbuffer(graph):
+    """The graph as a TFLite flatbuffer with builtin ops only: variables frozen first, the
+    control flow kept as TFLite While / If, the signature named as the graph's."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
+
+    concrete = graph.serve.get_concrete_function()
+    frozen = convert_variables_to_constants_v2(concrete, lower_control_flow=False)
+    keys = sorted(graph.outputs)  # tf.nest flattens a dict by sorted keys
+    specs = [tf.TensorSpec(spec.shape, spec.dtype, name=name)
+             for name, spec in zip(graph.inputs, concrete.structured_input_signature[0])]
+
+    def named(*inputs):
+        return dict(zip(keys, frozen(*inputs)))
+
+    function = tf.function(named, input_signature=specs).get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], graph.module)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return converter.convert()
+
+
+def tflite_signature_names(path):
+    """`({tensor name: input name}, {tensor name: output name})` of a TFLite file's
+    signature (names as the `ServingGraph` gives them)."""
+    from kerascv_suite.export.runtimes import tflite_interpreter
+
+    interpreter = tflite_interpreter(path)
+    runner = interpreter.get_signature_runner()
+    tensors = {d["index"]: d["name"] for d in interpreter.get_input_details()}
+    tensors.update({d["index"]: d["name"] for d in interpreter.get_output_details()})
+    inputs = {tensors[d["index"]]: key for key, d in runner.get_input_details().items()}
+    outputs = {tensors[d["index"]]: key for key, d in runner.get_output_details().items()}
+    return inputs, outputs
+
+
+def onnx_from_tflite(source, path, graph):
+    """Converts the TFLite file `source` to ONNX at `path` (tf2onnx's TFLite frontend) and
+    names its inputs and outputs as the graph does (`images`, `boxes`...)."""
+    import onnx
+    import tf2onnx
+
+    tf2onnx.convert.from_tflite(os.fspath(source), opset=ONNX_OPSET,
+                                output_path=os.fspath(path))
+    inputs, outputs = tflite_signature_names(source)
+    proto = onnx.load(os.fspath(path))
+    # Identity nodes carry the new names, so names captured inside loop bodies stay valid.
+    first, last = [], []
+    for value in proto.graph.input:
+        if value.name in inputs:
+            first.append(onnx.helper.make_node("Identity", [inputs[value.name]],
+                                                 [value.name]))
+            value.name = inputs[value.name]
+    for value in proto.graph.output:
+        if value.name in outputs:
+            last.append(onnx.helper.make_node("Identity", [value.name],
+                                                 [outputs[value.name]]))
+            value.name = outputs[value.name]
+    nodes = [*first, *proto.graph.node, *last]
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    order = {name: i for i, name in enumerate(graph.outputs)}
+    ordered = sorted(proto.graph.output, key=lambda v: order.get(v.name, len(order)))
+    del proto.graph.output[:]
+    proto.graph.output.extend(ordered)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, os.fspath(path))
