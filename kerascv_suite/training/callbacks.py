@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from kerascv_suite.training.state import BEST, LAST, atomic_path, checkpoint_dir, write_results_csv
+from kerascv_suite.training.state import (BEST, LAST, RESULTS, EpochCommit, checkpoint_dir,
+                                          results_csv)
 
 
 def _to_float(value):
@@ -40,12 +42,14 @@ class NanGuard(keras.callbacks.Callback):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """After each finished epoch: last/best checkpoints, `results.csv`, `state.json`, hook.
+    """After each finished epoch: last/best checkpoints, `results.csv` and `state.json`,
+    committed together (see `kerascv_suite.training.state.EpochCommit`), then the hook.
 
-    The order matters for `kill -9`: the checkpoint files go first, then `results.csv` and
-    finally `state.json`, which is what `--resume` trusts. `on_epoch(row)` (e.g. MLflow
-    logging) runs only after the epoch is safely on disk; the engine re-sends rows that the
-    hook may have missed when a run resumes.
+    The checkpoints and results are written under temporary names and `state.json` is
+    renamed over the old one last: a `kill -9` at any instant leaves either the previous or
+    this epoch committed, never a checkpoint of one epoch with the state of another.
+    `on_epoch(row)` (e.g. MLflow logging) runs only after the commit; the runner re-sends
+    rows that the hook may have missed when a run resumes.
 
     Args:
         run_dir: the run folder.
@@ -92,24 +96,32 @@ class EpochCheckpoint(keras.callbacks.Callback):
         lr = self._learning_rate()
         if lr is not None:
             row["lr"] = lr
+        # The next state is built aside: until its commit, `self.state` stays the committed
+        # one (an error while writing leaves nothing half-updated).
+        state = dataclasses.replace(self.state, history=list(self.state.history))
         folder = checkpoint_dir(self.run_dir)
-        with atomic_path(folder / LAST) as tmp:
-            self.model.save(tmp)
-        value = row.get(self.monitor, row.get(self.monitor.removeprefix("val_")))
-        if self._improved(value):
-            with atomic_path(folder / BEST) as tmp:
+        with EpochCommit(self.run_dir, epoch + 1) as commit:
+            with commit.stage(folder / LAST, point="last") as tmp:
                 self.model.save(tmp)
-            self.state.best, self.state.best_epoch = value, epoch + 1
-        # A resumed epoch replaces any row of the same number (never twice in results.csv).
-        self.state.history = [r for r in self.state.history if r["epoch"] <= epoch] + [row]
-        self.state.epoch = epoch + 1
-        self.state.phase = self.phase
-        write_results_csv(self.run_dir, self.state.history)
-        self.state.save(self.run_dir)
+            value = row.get(self.monitor, row.get(self.monitor.removeprefix("val_")))
+            if self._improved(value):
+                with commit.stage(folder / BEST, point="best") as tmp:
+                    self.model.save(tmp)
+                state.best, state.best_epoch = value, epoch + 1
+            # A rerun epoch replaces any row of the same number (never twice in results.csv).
+            state.history = [r for r in state.history if r["epoch"] <= epoch] + [row]
+            state.epoch = epoch + 1
+            state.phase = self.phase
+            if self.patience and epoch + 1 - (state.best_epoch or 0) >= self.patience:
+                state.early_stopped = True
+            with commit.stage(self.run_dir / RESULTS, point="results") as tmp:
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.write(results_csv(state.history))
+            commit.commit(state)
+        for field in dataclasses.fields(state):
+            setattr(self.state, field.name, getattr(state, field.name))
         if self.on_epoch is not None:
             self.on_epoch(row)
-        best_epoch = self.state.best_epoch or 0
-        if self.patience and epoch + 1 - best_epoch >= self.patience:
-            self.early_stopped = self.state.early_stopped = True
-            self.state.save(self.run_dir)
+        if state.early_stopped:
+            self.early_stopped = True
             self.model.stop_training = True

@@ -7,3 +7,8 @@ class TrainingDiverged(RuntimeError):
 
 class TrackingUnavailable(RuntimeError):
     """The MLflow tracking store cannot be reached; nothing was trained."""
+
+
+class RunFolderInUse(FileExistsError):
+    """A live process trains the run folder (its lock file names the process); nothing was
+    written. A `FileExistsError`, like a new run aimed at a folder that already holds one."""

@@ -3,9 +3,12 @@
 `run(task, config)` knows nothing task-specific; the task (see `kerascv_suite.tasks.base`)
 supplies data, model, loss, per-epoch callbacks, evaluation and report. The runner owns:
 
-* the run folder (`project/name`, numbered when taken) and `config.yaml`;
-* `--resume`: the model comes back from `checkpoints/last.keras` with the saved MLflow run,
-  and the learning-rate schedule spans the config's epochs;
+* the run folder (`project/name`, numbered `-2`, `-3`... when taken, created atomically),
+  its lock (`run_lock.RunLock`: a folder in use by a live process is refused) and
+  `config.yaml`;
+* `--resume`: the last committed epoch is finished (`state.recover`), the model comes back
+  from `checkpoints/last.keras` with the saved MLflow run, and the learning-rate schedule
+  spans the config's epochs;
 * chief/worker handling of multi-worker training (workers write to scratch);
 * the MLflow run lifecycle (probed before any training, FINISHED / FAILED / KILLED);
 * one finalize step: the best checkpoint is evaluated on the test split by the task's
@@ -23,6 +26,7 @@ Keras is imported inside `run`, after `check_backend` set the backend.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -73,7 +77,10 @@ def worker_scratch(config, resume, log):
     while the chief (TF_CONFIG's chief, or worker 0) writes the real run."""
     scratch = Path(tempfile.mkdtemp(prefix="kcv-worker-"))
     if resume and config.run_dir and Path(config.run_dir).is_dir():
-        shutil.copytree(config.run_dir, scratch, dirs_exist_ok=True)
+        from kerascv_suite.training.run_lock import LOCK_FILE
+
+        shutil.copytree(config.run_dir, scratch, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(LOCK_FILE))
     log(f"Non-chief worker: writing to scratch {scratch}; the chief writes the run.")
     return dataclasses.replace(config, run_dir=str(scratch),
                                tracking_uri=f"sqlite:///{scratch / 'mlflow.db'}",
@@ -99,11 +106,12 @@ def run(task, config, *, resume=False, log=print) -> TrainResult:
         TrainingDiverged: the loss became NaN/inf; `checkpoints/last.keras` is the last good
             epoch.
         FileExistsError: a new run aimed at a folder that already holds a run.
+        RunFolderInUse: a live process trains the run folder (a `FileExistsError`).
     """
     check_backend(config.backend)
     from kerascv_suite.training import state as run_state
-    from kerascv_suite.training.distribute import distribution_scope, make_distribution
-    from kerascv_suite.training.engine import fit
+    from kerascv_suite.training.distribute import make_distribution
+    from kerascv_suite.training.run_lock import RunLock
     from kerascv_suite.training.tracking import Tracker
 
     start = time.monotonic()
@@ -111,21 +119,58 @@ def run(task, config, *, resume=False, log=print) -> TrainResult:
     dist = make_distribution(config.distribute)
     if not dist.is_chief:
         config = worker_scratch(config, resume, log)
-    run_dir = Path(config.run_dir) if config.run_dir else run_state.next_run_dir(
-        config.project, config.name or config.model)
-    config.run_dir = str(run_dir)
-    state = run_state.RunState.load(run_dir)
-    if not dist.is_chief:
-        state.mlflow_run_id = None  # the chief's run lives in the chief's store
-    if not resume and (state.epoch > 0 or state.mlflow_run_id):
-        raise FileExistsError(f"{run_dir} already holds a run; resume it with --resume "
-                              f"{run_dir}, or choose another --run-dir.")
-    if resume and state.finished and state.epoch >= config.epochs:
-        raise ValueError(f"{run_dir} already finished {state.epoch} epochs; nothing to resume.")
+    state = run_state.RunState()
+    if config.run_dir:
+        # An explicit folder is checked before anything is created: in use, or holding a
+        # run that was not asked to resume.
+        RunLock(config.run_dir).check()
+        state = run_state.RunState.load(config.run_dir)
+        if not dist.is_chief:
+            state.mlflow_run_id = None  # the chief's run lives in the chief's store
+        if not resume and (state.epoch > 0 or state.mlflow_run_id):
+            raise FileExistsError(f"{config.run_dir} already holds a run; resume it with "
+                                  f"--resume {config.run_dir}, or choose another --run-dir.")
+        if resume and state.finished and state.epoch >= config.epochs:
+            raise ValueError(f"{config.run_dir} already finished {state.epoch} epochs; "
+                             "nothing to resume.")
     # Probe the tracking store first: a dead server must not cost a training run.
     tracker = Tracker(config.tracking_uri, config.experiment)
-    log(f"Run folder: {run_dir}  (MLflow store: {tracker.tracking_uri})")
-    log_recipe(config, log)
+    created = not config.run_dir
+    run_dir = Path(config.run_dir) if config.run_dir else run_state.next_run_dir(
+        config.project, config.name or config.model)
+    created = created or not run_dir.exists()
+    config.run_dir = str(run_dir)
+    lock = RunLock(run_dir).acquire()
+    try:
+        if lock.took_over:
+            log(f"Took over the lock of {run_dir} from process {lock.took_over.get('pid')}, "
+                "which no longer runs.")
+        if resume:
+            # The last committed epoch's files moved into place, a killed epoch's removed.
+            mlflow_run_id = state.mlflow_run_id
+            state = run_state.recover(run_dir)
+            if not dist.is_chief:
+                state.mlflow_run_id = mlflow_run_id
+        log(f"Run folder: {run_dir}  (MLflow store: {tracker.tracking_uri})")
+        log_recipe(config, log)
+        return train_in(task, config, run_dir, state, tracker, dist, start, log)
+    finally:
+        lock.release()
+        if created and not (run_state.checkpoint_dir(run_dir) / run_state.STATE_FILE).exists():
+            remove_if_empty(run_dir)
+
+
+def remove_if_empty(run_dir):
+    """Removes a run folder this run created when a failure left nothing in it."""
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()
+
+
+def train_in(task, config, run_dir, state, tracker, dist, start, log) -> TrainResult:
+    """The body of `run`, in the locked run folder `run_dir`."""
+    from kerascv_suite.training import state as run_state
+    from kerascv_suite.training.distribute import distribution_scope
+    from kerascv_suite.training.engine import fit
 
     import keras
 
@@ -134,7 +179,6 @@ def run(task, config, *, resume=False, log=print) -> TrainResult:
     keras.utils.set_random_seed(config.seed)
     data = task.load_data(config, run_dir, log)
     log(f"Data: {data.describe()}")
-    run_dir.mkdir(parents=True, exist_ok=True)
     run_state.atomic_write_text(run_dir / "config.yaml", config.to_yaml())
 
     try:

@@ -3,6 +3,11 @@
 The store is MLflow's own default (`sqlite:///mlflow.db` in the working directory) unless
 `MLFLOW_TRACKING_URI` or an explicit `tracking_uri` says otherwise. The store is probed before
 anything is trained, so an unreachable server fails in seconds, not after an hour of training.
+A sqlite store is created (tables and migrations) under a lock shared by the processes of the
+machine, so two runs started at once on a fresh `mlflow.db` do not race to create it.
+
+Experiments are created tagged `mlflow.experimentKind=custom_model_development`: MLflow 3's
+UI opens them on their training runs, not on its GenAI pages (traces).
 
 Registered models are only ever added to: a new version per registration, and an alias moved
 onto it. Nothing here deletes or overwrites a model version.
@@ -10,9 +15,13 @@ onto it. Nothing here deletes or overwrites a model version.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import platform
 import socket
+import tempfile
+import time
 from urllib.parse import urlparse
 
 # MLflow's HTTP client retries with backoff for minutes by default; a dead server should fail
@@ -22,7 +31,17 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
 
 from kerascv_suite.training.errors import TrackingUnavailable
 
+try:
+    import fcntl
+except ImportError:  # Windows: creation is retried instead
+    fcntl = None
+
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
+# How MLflow 3 tells a training experiment from a GenAI one (its UI reads this tag).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+# Seconds between attempts to open a sqlite store that another process holds or creates.
+SQLITE_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
 
 
 def resolve_tracking_uri(tracking_uri=None):
@@ -34,11 +53,45 @@ def resolve_tracking_uri(tracking_uri=None):
     return mlflow.get_tracking_uri()
 
 
+def sqlite_database(uri) -> str | None:
+    """The absolute path of a `sqlite:///` store's file, or None for other stores."""
+    if not uri.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine.url import make_url
+
+    database = make_url(uri).database
+    return os.path.abspath(database) if database and database != ":memory:" else None
+
+
+@contextlib.contextmanager
+def store_creation_lock(uri):
+    """Holds an exclusive lock per sqlite store file for the processes of this machine.
+
+    MLflow creates a fresh store's tables and migrates them in the first process that opens
+    it; two processes doing so at once fail ("duplicate column name"). The lock file lives in
+    the temporary folder (nothing is added next to the database); other stores need none.
+    """
+    database = sqlite_database(uri)
+    if database is None or fcntl is None:
+        yield
+        return
+    key = hashlib.sha1(database.encode()).hexdigest()[:16]
+    path = os.path.join(tempfile.gettempdir(), f"kcv-mlflow-{key}.lock")
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
 def probe_store(tracking_uri=None, timeout=5.0):
     """Raises `TrackingUnavailable` unless the store answers a cheap query.
 
     For http(s) servers a TCP connect with `timeout` comes first, so a closed port fails
-    immediately with a clear message instead of inside MLflow's retry loop.
+    immediately with a clear message instead of inside MLflow's retry loop. A sqlite store
+    is opened (created on first use) under `store_creation_lock`, and retried with backoff
+    while another process holds it.
     """
     from mlflow.tracking import MlflowClient
 
@@ -54,14 +107,50 @@ def probe_store(tracking_uri=None, timeout=5.0):
             raise TrackingUnavailable(
                 f"MLflow tracking server {uri} is unreachable ({e}); nothing was trained. {hint}"
             ) from None
-    try:
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
-    except Exception as e:  # noqa: BLE001  (any store failure means: do not train)
+    database = sqlite_database(uri)
+    delays = SQLITE_RETRY_DELAYS if database else ()
+    for attempt in range(len(delays) + 1):
+        try:
+            with store_creation_lock(uri):
+                MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+            return uri
+        except Exception as e:  # noqa: BLE001  (any store failure means: do not train)
+            error = e
+            if attempt < len(delays):
+                time.sleep(delays[attempt])
+    if database:
         raise TrackingUnavailable(
-            f"MLflow tracking store {uri} does not answer ({type(e).__name__}: {e}); "
-            f"nothing was trained. {hint}"
-        ) from None
-    return uri
+            f"MLflow sqlite store {database} could not be opened after "
+            f"{len(delays) + 1} attempts ({type(error).__name__}: {error}); nothing was "
+            "trained. Check that the file is a writable MLflow database, or point "
+            "--tracking-uri / MLFLOW_TRACKING_URI at another store.")
+    raise TrackingUnavailable(
+        f"MLflow tracking store {uri} does not answer ({type(error).__name__}: {error}); "
+        f"nothing was trained. {hint}")
+
+
+def ensure_experiment(tracking_uri, name) -> str:
+    """The id of experiment `name`: created when missing, and tagged as a training
+    experiment (`EXPERIMENT_KIND`) unless it already says what kind it is.
+
+    Two runs creating the same experiment at once both get it.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        except MlflowException:
+            experiment = client.get_experiment_by_name(name)  # another run created it
+            if experiment is None:
+                raise
+    if EXPERIMENT_KIND_TAG not in experiment.tags:
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG,
+                                  EXPERIMENT_KIND)
+    return experiment.experiment_id
 
 
 def flatten(config: dict, prefix="") -> dict:
@@ -154,7 +243,8 @@ class Tracker:
         explicit = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
         self._saved_uri = (None if explicit == environ else explicit, environ)
         mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_experiment(self.experiment)
+        mlflow.set_experiment(experiment_id=ensure_experiment(self.tracking_uri,
+                                                              self.experiment))
         if mlflow.active_run() is not None:
             mlflow.end_run()
         run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, tags=tags)

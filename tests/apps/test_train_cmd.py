@@ -1,9 +1,8 @@
-"""`kcv train`: options, config precedence, resume after `kill -9`, NaN stop, dead server."""
+"""`kcv train`: options, config precedence, NaN stop, dead server (resume after `kill -9`:
+tests/integration/test_kill_resume.py)."""
 
-import csv
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,6 @@ from mlflow.tracking import MlflowClient
 from kerascv_suite.apps.cli import main
 from tests.training.helpers import closed_port
 
-KCV = [sys.executable, "-c", "from kerascv_suite.apps.cli import main; main()"]
 
 
 @pytest.fixture
@@ -87,48 +85,6 @@ def test_nan_loss_stops_with_a_clear_message(workdir):
     assert state["epoch"] == 0
     run = MlflowClient(os.environ["MLFLOW_TRACKING_URI"]).get_run(state["mlflow_run_id"])
     assert run.info.status == "FAILED"
-
-
-def _state(run_dir):
-    path = run_dir / "checkpoints" / "state.json"
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {"epoch": 0}
-
-
-@pytest.mark.slow
-def test_resume_after_kill_loses_no_epoch(workdir):
-    run_dir = workdir / "runs" / "train" / "killed"
-    args = ["train", "--model", "lenet5", "--epochs", "4", "--workers", "0",
-            "--run-dir", str(run_dir)]
-    process = subprocess.Popen(KCV + args, cwd=workdir, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while _state(run_dir)["epoch"] < 1 and process.poll() is None:
-        assert time.monotonic() < deadline, "no epoch finished in 120 s"
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    killed_at = _state(run_dir)["epoch"]
-    assert 1 <= killed_at < 4, "the run finished before it could be killed"
-
-    resumed = subprocess.run(KCV + ["train", "--resume", str(run_dir)], cwd=workdir,
-                             capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert f"after epoch {killed_at}" in resumed.stdout
-
-    state = _state(run_dir)
-    assert state["epoch"] == 4 and state["finished"]
-    with open(run_dir / "results.csv") as f:
-        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [1, 2, 3, 4]
-    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
-    steps = sorted(m.step for m in client.get_metric_history(state["mlflow_run_id"], "loss"))
-    assert steps == [1, 2, 3, 4]
-    assert "test_accuracy" in client.get_run(state["mlflow_run_id"]).data.metrics
-
-    again = CliRunner().invoke(main, ["train", "--resume", str(run_dir)])
-    assert again.exit_code == 2 and "already finished 4 epochs" in again.output
 
 
 @pytest.mark.slow
