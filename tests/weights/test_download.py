@@ -110,3 +110,28 @@ def test_weights_of_another_model_or_unknown_names_are_refused(catalog, served):
         models.build("lenet5", weights="imagenet")
     with pytest.raises(weights.WeightsError, match="trained with preprocessing='torch'"):
         models.build("squeezenet1_1", weights="imagenet", preprocessing="caffe")
+
+
+def test_resnet18_imagenet_by_name_gives_torchvision_logits(catalog, served, torchvision):
+    # The shipped entry's name, served from loopback with the hash of a random checkpoint:
+    # build("resnet18", weights="imagenet") end to end, at the checkpoint's 224x224.
+    import torch
+
+    from tests.weights.helpers import photos, randomize, sha256, torch_preprocess
+
+    url, folder, _ = served
+    module = randomize(torchvision.models.resnet18(weights=None), seed=18)
+    checkpoint = folder / "resnet18-f37072fd.pth"
+    torch.save(module.state_dict(), checkpoint)
+    shipped = weights.get_entry("resnet18.tv_in1k")
+    catalog({**{f: getattr(shipped, f) for f in ENTRY}, "name": shipped.name, "default": True,
+             "url": shipped.url, "input_shape": [224, 224, 3], "bn_epsilon": 1e-5,
+             "hash": sha256(checkpoint)})
+    model = models.build("resnet18", weights="imagenet", classifier_activation=None)
+    images = photos(224)[:2]
+    with torch.no_grad():
+        theirs = module(torch_preprocess(images)).numpy()
+    ours = np.asarray(model.predict(images, verbose=0))
+    assert np.max(np.abs(ours - theirs)) / np.max(np.abs(theirs)) <= 1e-4
+    assert model.get_layer("conv2_block1_1_bn").epsilon == 1e-5
+    assert models.describe(model)["class_names"][0] == "tench"
