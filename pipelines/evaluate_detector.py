@@ -167,7 +167,7 @@ def run(config: DetectorEvalConfig, *, model=None, log=print) -> DetectorEvalRes
     check_classes(detector.num_classes, describe(model).get("class_names"), dataset,
                   config.data)
     scores = evaluate_detector(detector, dataset, list(dataset.class_names), config.batch_size)
-    log_skipped(dataset, log)
+    log_skipped(dataset, log, split=config.split)
     result = DetectorEvalResult(config, list(dataset.class_names), len(scores.predictions.boxes),
                                 scores.coco, scores.voc07, scores.voc)
     if config.out:

@@ -137,7 +137,7 @@ def evaluate_model(model, data="shapes", format=None, split="test", batch_size=8
                          f"{len(names)}: {names}. Evaluate on data with the classes it was "
                          f"trained on.")
     result = evaluate_segmenter(model, dataset, names, batch_size)
-    log_skipped(dataset, log)
+    log_skipped(dataset, log, split=split)
     metrics = result.metrics()
     return {"miou": metrics["miou"], "pixel_accuracy": metrics["pixel_accuracy"],
             "per_class_iou": {name: float(iou) for name, iou in
