@@ -1,8 +1,8 @@
-"""Detection metrics: PASCAL VOC average precision and the 12 COCO box statistics.
+"""Detection metrics: PASCAL VOC average precision and the 12 COCO box and mask statistics.
 
-`coco_evaluate` reproduces pycocotools' `COCOeval` (iouType "bbox", default parameters:
-IoU thresholds .50:.05:.95, 101 recall points, maxDets 1/10/100, areas all/small/medium/large)
-number for number, with its matching rules kept exactly:
+`coco_evaluate` reproduces pycocotools' `COCOeval` (iouType "bbox" or "segm", default
+parameters: IoU thresholds .50:.05:.95, 101 recall points, maxDets 1/10/100, areas
+all/small/medium/large) number for number, with its matching rules kept exactly:
 
 * detections of one (image, category) are ranked by a stable sort on `-score` and cut to the
   100 best before matching (ties keep the order of the results file);
@@ -20,6 +20,8 @@ number for number, with its matching rules kept exactly:
 Where pycocotools loops in Python over (category, area, image, threshold, detection, ground
 truth), here the greedy matching runs once per detection *rank* over every (image, category)
 group, all thresholds and all area ranges at once in numpy; see `benchmarks/coco_eval.py`.
+For "segm" only the IoUs differ: masks stay run-length encoded (`coco_masks`), decoded and
+rasterized exactly as pycocotools' maskApi.c; see `benchmarks/coco_eval_segm.py`.
 pycocotools is only a test dependency: the tests compare against it on randomized cases.
 
 The VOC functions follow the devkit's `VOCevaldet` / py-faster-rcnn's `voc_eval`: a detection
@@ -32,6 +34,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+
+from kerascv_suite.metrics.coco_masks import encode_segmentations, mask_iou
 
 COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl",
                    "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
@@ -101,7 +105,7 @@ def _index_of(ids, sorted_ids, what, where):
     return pos
 
 
-def _parse(ground_truth, detections):
+def _parse(ground_truth, detections, iou_type="bbox"):
     """Flat arrays of ground truth and detections with image/category indices."""
     if not isinstance(ground_truth, dict) or "images" not in ground_truth:
         raise ValueError("Ground truth must be a COCO dict with 'images', 'annotations' and "
@@ -123,25 +127,62 @@ def _parse(ground_truth, detections):
                                "Ground-truth annotations"),
             "category": _index_of([a["category_id"] for a in annotations], category_ids,
                                   "category", "Ground-truth annotations"),
-            "box": _as_bbox_array(annotations, "ground-truth annotation"),
             "crowd": np.array([bool(a.get("iscrowd", 0)) for a in annotations], bool),
             "id": np.array([a.get("id", i + 1) for i, a in enumerate(annotations)], np.int64),
         }
-        gt["area"] = np.array([a["area"] if "area" in a else a["bbox"][2] * a["bbox"][3]
-                               for a in annotations], np.float64)
         dt = {
             "image": _index_of([d["image_id"] for d in detections], image_ids, "image",
                                "Detections"),
             "category": _index_of([d["category_id"] for d in detections], category_ids,
                                   "category", "Detections"),
-            "box": _as_bbox_array(detections, "detection"),
             "score": np.array([d["score"] for d in detections], np.float64),
         }
+        if iou_type == "segm":
+            masks = _parse_masks(ground_truth, annotations, detections, image_ids, gt, dt)
+        else:
+            masks = None
+            gt["box"] = _as_bbox_array(annotations, "ground-truth annotation")
+            gt["area"] = np.array([a["area"] if "area" in a else a["bbox"][2] * a["bbox"][3]
+                                   for a in annotations], np.float64)
+            dt["box"] = _as_bbox_array(detections, "detection")
+            # As COCO.loadRes: the area of a box result is width * height.
+            dt["area"] = dt["box"][:, 2] * dt["box"][:, 3]
     except KeyError as e:
         raise ValueError(f"Missing field {e} in an annotation or detection.") from e
-    # As COCO.loadRes: the area of a box result is width * height.
-    dt["area"] = dt["box"][:, 2] * dt["box"][:, 3]
-    return gt, dt, image_ids, category_ids
+    return gt, dt, image_ids, category_ids, masks
+
+
+def _parse_masks(ground_truth, annotations, detections, image_ids, gt, dt):
+    """Run sets of the gt and detection masks; sets `area` and a `mask` index in gt and dt."""
+    heights = np.full(len(image_ids), -1, np.int64)
+    widths = np.full(len(image_ids), -1, np.int64)
+    for img in ground_truth["images"]:
+        if "height" in img and "width" in img:
+            i = int(np.searchsorted(image_ids, img["id"]))
+            heights[i], widths[i] = int(img["height"]), int(img["width"])
+    try:
+        gt_segm = [a["segmentation"] for a in annotations]
+        dt_segm = [d["segmentation"] for d in detections]
+    except KeyError as e:
+        raise ValueError("iou_type='segm' needs a 'segmentation' (polygons or RLE) in every "
+                         "ground-truth annotation and detection; one has none.") from e
+    gt_masks = encode_segmentations(gt_segm, heights[gt["image"]], widths[gt["image"]],
+                                    "ground-truth")
+    dt_masks = encode_segmentations(dt_segm, heights[dt["image"]], widths[dt["image"]],
+                                    "detection")
+    # pycocotools ranks ground truth by its `area` field; absent, the mask area stands in.
+    gt["area"] = np.array([a["area"] if "area" in a else gt_masks.area[i]
+                           for i, a in enumerate(annotations)], np.float64)
+    # COCO.loadRes takes a box result's width * height as its area when the first result
+    # has a non-empty 'bbox' (Detectron-style results carry both), else the mask area.
+    if detections and len(detections[0].get("bbox", [])) > 0:
+        boxes = _as_bbox_array(detections, "detection")
+        dt["area"] = boxes[:, 2] * boxes[:, 3]
+    else:
+        dt["area"] = dt_masks.area.astype(np.float64)
+    gt["mask"] = np.arange(len(annotations))
+    dt["mask"] = np.arange(len(detections))
+    return gt_masks, dt_masks
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,13 +212,14 @@ def _last_argmax(values):
     return n - 1 - np.argmax(values[..., ::-1], axis=-1)
 
 
-def _match_chunk(dt_box, dt_valid, gt_box, gt_valid, gt_crowd, gt_ignore, gt_id_nonzero):
+def _match_chunk(ious, dt_valid, gt_valid, gt_crowd, gt_ignore, gt_id_nonzero):
     """Greedy COCO matching of one chunk of groups.
 
     Args:
-        dt_box: `(n, D, 4)` detections of each group, best score first (padded).
+        ious: `(n, D, G)` IoU of each group's detections (best score first, padded) with its
+            ground truth.
         dt_valid: `(n, D)`; groups sorted by decreasing number of detections.
-        gt_box, gt_valid, gt_crowd, gt_id_nonzero: `(n, G, 4)` / `(n, G)`.
+        gt_valid, gt_crowd, gt_id_nonzero: `(n, G)`.
         gt_ignore: `(A, n, G)` ignore flag per area range (crowd or area outside the range).
 
     Returns:
@@ -186,7 +228,6 @@ def _match_chunk(dt_box, dt_valid, gt_box, gt_valid, gt_crowd, gt_ignore, gt_id_
     """
     n, num_dt = dt_valid.shape
     num_t, num_a = len(IOU_THRESHOLDS), gt_ignore.shape[0]
-    ious = _box_iou(dt_box, gt_box, gt_crowd)  # (n, D, G)
     thresholds = np.minimum(IOU_THRESHOLDS, 1 - 1e-10)[:, None, None, None]
     gt_taken = np.zeros((num_t, num_a) + gt_valid.shape, bool)
     matched = np.zeros((num_t, num_a, n, num_dt), bool)
@@ -232,8 +273,36 @@ def _pad_groups(values, starts, counts, order, width, fill):
     return out, valid
 
 
-def _match_all(gt, dt, num_groups):
-    """Runs the matching for every group; returns per-detection flags `(T, A, num_dt)`."""
+def _box_pair_iou(gt, dt):
+    """IoU of padded `(n, D)` detection and `(n, G)` gt index blocks, from their boxes."""
+    def pair_iou(dt_index, dt_valid, gt_index, gt_valid, crowd):
+        return _box_iou(dt["box"][dt_index], gt["box"][gt_index], crowd)
+
+    return pair_iou
+
+
+def _mask_pair_iou(gt, dt, masks):
+    """As `_box_pair_iou`, from the run-length masks (`coco_masks.mask_iou`)."""
+    gt_masks, dt_masks = masks
+
+    def pair_iou(dt_index, dt_valid, gt_index, gt_valid, crowd):
+        valid = dt_valid[:, :, None] & gt_valid[:, None, :]
+        d = np.broadcast_to(dt["mask"][dt_index][:, :, None], valid.shape)[valid]
+        g = np.broadcast_to(gt["mask"][gt_index][:, None, :], valid.shape)[valid]
+        c = np.broadcast_to(crowd[:, None, :], valid.shape)[valid]
+        ious = np.zeros(valid.shape)
+        ious[valid] = mask_iou(dt_masks, d, gt_masks, g, c)
+        return ious
+
+    return pair_iou
+
+
+def _match_all(gt, dt, num_groups, pair_iou):
+    """Runs the matching for every group; returns per-detection flags `(T, A, num_dt)`.
+
+    `pair_iou(dt_index, dt_valid, gt_index, gt_valid, gt_crowd)` gives the `(n, D, G)` IoUs
+    of a chunk's padded index blocks.
+    """
     num_t, num_a = len(IOU_THRESHOLDS), len(AREA_RANGES)
     dt_starts = np.searchsorted(dt["group"], np.arange(num_groups))
     dt_counts = np.bincount(dt["group"], minlength=num_groups)
@@ -250,13 +319,16 @@ def _match_all(gt, dt, num_groups):
     for begin in range(0, len(groups), _CHUNK):
         order = groups[begin:begin + _CHUNK]
         width_d, width_g = int(dt_counts[order].max()), int(gt_counts[order].max())
-        dt_box, dt_valid = _pad_groups(dt["box"], dt_starts, dt_counts, order, width_d, 0.0)
-        gt_box, gt_valid = _pad_groups(gt["box"], gt_starts, gt_counts, order, width_g, 0.0)
+        dt_index, dt_valid = _pad_groups(np.arange(len(dt["score"])), dt_starts, dt_counts,
+                                         order, width_d, 0)
+        gt_index, gt_valid = _pad_groups(np.arange(len(gt["crowd"])), gt_starts, gt_counts,
+                                         order, width_g, 0)
         crowd, _ = _pad_groups(gt["crowd"], gt_starts, gt_counts, order, width_g, False)
         nonzero, _ = _pad_groups(gt["id"] != 0, gt_starts, gt_counts, order, width_g, False)
         ignore = np.stack([_pad_groups(gt_ignore_all[a], gt_starts, gt_counts, order,
                                        width_g, True)[0] for a in range(num_a)])
-        m, ig = _match_chunk(dt_box, dt_valid, gt_box, gt_valid, crowd, ignore, nonzero)
+        ious = pair_iou(dt_index, dt_valid, gt_index, gt_valid, crowd)  # (n, D, G)
+        m, ig = _match_chunk(ious, dt_valid, gt_valid, crowd, ignore, nonzero)
         rows = dt_starts[order][:, None] + np.arange(width_d)[None, :]
         matched[:, :, rows[dt_valid]] = m[:, :, dt_valid]
         on_ignored[:, :, rows[dt_valid]] = ig[:, :, dt_valid]
@@ -339,14 +411,22 @@ def _summarize(precision, recall):
     ])
 
 
-def coco_evaluate(ground_truth: dict, detections: list) -> COCOResult:
-    """COCO box evaluation, equal to pycocotools' `COCOeval(gt, dt, "bbox")` statistics.
+def coco_evaluate(ground_truth: dict, detections: list, iou_type: str = "bbox") -> COCOResult:
+    """COCO box or mask evaluation, equal to pycocotools' `COCOeval(gt, dt, iou_type)` stats.
 
     Args:
         ground_truth: a COCO dataset dict: `images` (with `id`), `categories` (with `id`) and
             `annotations` (`image_id`, `category_id`, `bbox` [x, y, w, h], `area`,
-            `iscrowd`, `id`). A missing `area` is taken as w * h; a missing `iscrowd` as 0.
-        detections: COCO results: a list of `{"image_id", "category_id", "bbox", "score"}`.
+            `iscrowd`, `id`). A missing `area` is taken as w * h (the mask area for
+            "segm"); a missing `iscrowd` as 0. For "segm", annotations need a
+            `segmentation` (polygons, uncompressed or compressed RLE), and images with
+            polygons their `height` and `width`; `bbox` is not needed.
+        detections: COCO results: a list of `{"image_id", "category_id", "bbox", "score"}`;
+            for "segm", `{"image_id", "category_id", "segmentation", "score"}` with an RLE
+            `segmentation` (as `COCO.loadRes`, detection areas are the mask areas, or
+            the boxes' w * h when the first result has a `bbox`).
+        iou_type: "bbox" (box IoU) or "segm" (mask IoU on run-length masks, crowd ground
+            truth as `intersection / detection area`; see `coco_masks`).
 
     Returns:
         A `COCOResult`; `result.stats` holds the 12 numbers pycocotools' `summarize` prints.
@@ -355,7 +435,9 @@ def coco_evaluate(ground_truth: dict, detections: list) -> COCOResult:
         ValueError: detections on images or categories the ground truth does not define
             (a class-index mismatch would otherwise give a silent zero mAP), or malformed input.
     """
-    gt, dt, image_ids, category_ids = _parse(ground_truth, detections)
+    if iou_type not in ("bbox", "segm"):
+        raise ValueError(f"iou_type must be 'bbox' or 'segm'. Received: iou_type={iou_type!r}")
+    gt, dt, image_ids, category_ids, masks = _parse(ground_truth, detections, iou_type)
     num_images, num_categories = len(image_ids), len(category_ids)
     # Group = (category, image), category-major as COCOeval.evalImgs; stable sorts keep the
     # file order of ties, exactly as pycocotools' per-group lists and mergesorts.
@@ -369,7 +451,8 @@ def coco_evaluate(ground_truth: dict, detections: list) -> COCOResult:
     dt["rank"] = np.arange(len(dt["group"])) - starts
     keep = dt["rank"] < MAX_DETECTIONS[-1]
     dt = {key: value[keep] for key, value in dt.items()}
-    matched, on_ignored = _match_all(gt, dt, num_categories * num_images)
+    pair_iou = _box_pair_iou(gt, dt) if masks is None else _mask_pair_iou(gt, dt, masks)
+    matched, on_ignored = _match_all(gt, dt, num_categories * num_images, pair_iou)
     precision, recall = _accumulate(gt, dt, matched, on_ignored, num_categories)
     return COCOResult(_summarize(precision, recall), precision, recall, category_ids.tolist())
 
