@@ -159,7 +159,8 @@ class ExportedDetector:
     """A detector export, run as `models.detection.Detector` runs a Keras detector.
 
     The export's post-processing is baked in (its metadata's `export.decoder`); a higher
-    `score_threshold` or lower `max_detections` is applied to its outputs, which gives the
+    `score_threshold` or lower `max_detections` is applied (a lower threshold than the
+    baked one gives the baked one's detections) to its outputs, which gives the
     same detections as the graph built with them (NMS only lets a box suppress lower-scoring
     ones, and outputs come in score order).
 
@@ -192,9 +193,6 @@ class ExportedDetector:
         if iou_threshold is not None and abs(iou_threshold - baked["iou_threshold"]) > 1e-6:
             problems.append(f"iou_threshold={iou_threshold} (baked in: "
                             f"{baked['iou_threshold']})")
-        if score_threshold is not None and score_threshold < baked["score_threshold"] - 1e-9:
-            problems.append(f"score_threshold={score_threshold} (baked in: "
-                            f"{baked['score_threshold']}, the lowest it can give)")
         if max_detections is not None and max_detections > baked["max_detections"]:
             problems.append(f"max_detections={max_detections} (baked in: "
                             f"{baked['max_detections']}, the most it can give)")
@@ -202,8 +200,9 @@ class ExportedDetector:
             raise ValueError(f"{self.export.path} has its post-processing inside; it cannot "
                              f"run with {', '.join(problems)}. Re-export with these settings "
                              "(kcv export --score-threshold/--iou-threshold/--max-detections).")
-        self.score_threshold = baked["score_threshold"] if score_threshold is None \
-            else float(score_threshold)
+        # The baked threshold is the floor: a lower one gives the same detections.
+        self.score_threshold = max(float(baked["score_threshold"]),
+                                   float(score_threshold or 0.0))
         self.max_detections = int(max_detections or baked["max_detections"])
         self.decoder = {**baked, "score_threshold": self.score_threshold,
                         "max_detections": self.max_detections}
