@@ -56,7 +56,10 @@ def _voc_metrics(ground_truth, detections):
 @click.option("--voc", is_flag=True,
               help="Also report PASCAL VOC mAP@0.5 (2007 11-point and 2010+ all-point); "
                    "crowd or 'difficult' ground truth is ignored.")
-def evaluate_detections_command(ground_truth, detections, output_format, voc):
+@click.option("--iou-type", type=click.Choice(["bbox", "segm"]), default="bbox",
+              show_default=True,
+              help="Box IoU, or mask IoU on the 'segmentation' fields (RLE results).")
+def evaluate_detections_command(ground_truth, detections, output_format, voc, iou_type):
     """Score COCO-format DETECTIONS.json against a COCO ground truth GT.json.
 
     Prints the 12 COCO box statistics in pycocotools' order (AP, AP50, AP75, APs, APm, APl,
@@ -66,6 +69,7 @@ def evaluate_detections_command(ground_truth, detections, output_format, voc):
     Examples:
       kcv evaluate-detections instances_val.json detections.json
       kcv evaluate-detections gt.json dets.json --voc --format json
+      kcv evaluate-detections instances_val.json segm_results.json --iou-type segm
     """
     from kerascv_suite.metrics.detection import coco_evaluate
 
@@ -81,7 +85,7 @@ def evaluate_detections_command(ground_truth, detections, output_format, voc):
                                  "([{image_id, category_id, bbox, score}, ...]).",
                                  param_hint="DETECTIONS.json")
     try:
-        report = coco_evaluate(gt, results).as_dict()
+        report = coco_evaluate(gt, results, iou_type=iou_type).as_dict()
         if voc:
             report.update(_voc_metrics(gt, results))
     except ValueError as e:
