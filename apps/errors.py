@@ -81,7 +81,7 @@ def _mlflow_error(error):
     store = mlflow.get_tracking_uri()
     code = getattr(error, "error_code", "")
     text = one_line(getattr(error, "message", error))
-    if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE") or "not found" in text:
+    if code == "RESOURCE_DOES_NOT_EXIST" or "not found" in text:
         return InputError(
             f"{text} (searched the MLflow store {store}); `kcv ui` lists the registered models "
             "(its Models page); if the model lives in another store, set MLFLOW_TRACKING_URI "
