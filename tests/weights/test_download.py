@@ -77,7 +77,8 @@ def test_an_interrupted_download_leaves_nothing_in_the_cache(catalog, served, mo
     url, folder, _ = served
     catalog(random_entry(folder))
     monkeypatch.setenv(weights.BASE_URL_ENV, f"{url}/cut")
-    with pytest.raises(weights.WeightsError):
+    # keras.utils.get_file reports "retrieval incomplete: got only N out of M bytes".
+    with pytest.raises(weights.WeightsError, match="Could not download .* incomplete"):
         models.build("squeezenet1_1", weights="imagenet")
     assert os.listdir(weights.cache_dir()) == []
 
