@@ -57,8 +57,10 @@ def _run_set(starts, ends, owner, height, width):
     n = len(height)
     keep = ends > starts
     starts, ends, owner = starts[keep], ends[keep], owner[keep]
-    order = np.lexsort((starts, owner))
-    starts, ends, owner = starts[order], ends[order], owner[order]
+    key = owner * (int(ends.max(initial=0)) + 1) + starts
+    if len(key) > 1 and not (key[1:] > key[:-1]).all():
+        order = np.argsort(key, kind="stable")
+        starts, ends, owner = starts[order], ends[order], owner[order]
     num_runs = np.bincount(owner, minlength=n).astype(np.int64)
     first_run = np.concatenate([[0], np.cumsum(num_runs)[:-1]]).astype(np.int64)
     area = np.bincount(owner, weights=ends - starts, minlength=n).astype(np.int64)
@@ -172,30 +174,63 @@ def _polygon_toggles(coords, owner, height, width):
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = np.where(major, (ye - ys) / np.where(dx > 0, dx, 1).astype(np.float64),
                          (xe - xs) / np.where(dy > 0, dy, 1).astype(np.float64))
-    # Points along every edge, in the C loops' order.
-    edge = np.repeat(np.arange(len(x)), steps + 1)
-    edge_first = np.concatenate([[0], np.cumsum(steps + 1)[:-1]]).astype(np.int64)
-    d = np.arange(len(edge)) - edge_first[edge]
-    t = np.where(flip[edge], steps[edge] - d, d)
-    offset = np.trunc(np.where(major[edge], ys[edge], xs[edge]) + slope[edge] * t + .5
-                      ).astype(np.int64)
-    u = np.where(major[edge], t + xs[edge], offset)
-    v = np.where(major[edge], offset, t + ys[edge])
-    point_polygon = polygon_of[edge]
-    # x-boundary crossings: consecutive points of one polygon in different sub-columns.
-    j = np.flatnonzero(point_polygon[1:] == point_polygon[:-1]) + 1
-    j = j[u[j] != u[j - 1]]
-    xd = np.where(u[j] < u[j - 1], u[j], u[j] - 1).astype(np.float64)
-    xd = (xd + .5) / _SCALE - .5
-    h = height[point_polygon[j]].astype(np.float64)
-    w = width[point_polygon[j]].astype(np.float64)
+    edge_polygon = polygon_of
+    xs_f, ys_f = xs.astype(np.float64), ys.astype(np.float64)
+
+    def along(e, t):
+        """The C loop's point `t` (after the flip swap) of edges `e`: `(u, v)`."""
+        offset = np.trunc(np.where(major[e], ys_f[e], xs_f[e]) + slope[e] * t + .5
+                          ).astype(np.int64)
+        return (np.where(major[e], t + xs[e], offset), np.where(major[e], offset, t + ys[e]))
+
+    # Consecutive points of one edge differ by at most one sub-column, so a crossing between
+    # t and t + 1 is at u' = min(u(t), u(t + 1)) whatever the walking direction, and only
+    # those at a pixel centre (u' = 5 * column + 2) count. On a major edge u(t) = xs + t:
+    # those t are found directly instead of walking the edge.
+    major_edges = np.flatnonzero(major & (steps > 0))
+    w_edge = width[edge_polygon].astype(np.int64)
+    first_t = np.mod(2 - xs[major_edges], 5)
+    first_t = np.maximum(first_t, first_t + 5 * np.ceil(
+        (2 - xs[major_edges] - first_t) / 5).astype(np.int64))
+    last_t = np.minimum(steps[major_edges] - 1, 5 * w_edge[major_edges] - 3 - xs[major_edges])
+    count = np.maximum((last_t - first_t) // 5 + 1, 0)
+    e_major = np.repeat(major_edges, count)
+    k = np.arange(len(e_major)) - np.repeat(np.cumsum(count) - count, count)
+    t_major = np.repeat(first_t, count) + 5 * k
+    ys_e, slope_e = ys_f[e_major], slope[e_major]
+    v0 = np.trunc(ys_e + slope_e * t_major + .5).astype(np.int64)
+    v1 = np.trunc(ys_e + slope_e * (t_major + 1) + .5).astype(np.int64)
+    cross_u, cross_v, cross_e = [t_major + xs[e_major]], [np.minimum(v0, v1)], [e_major]
+    # Minor edges are walked point by point.
+    minor_edges = np.flatnonzero(~major)
+    points = steps[minor_edges] + 1
+    e_minor = np.repeat(minor_edges, points)
+    t_minor = np.arange(len(e_minor)) - np.repeat(np.cumsum(points) - points, points)
+    u_minor = np.trunc(xs_f[e_minor] + slope[e_minor] * t_minor + .5).astype(np.int64)
+    moved = np.flatnonzero((u_minor[1:] != u_minor[:-1]) & (e_minor[1:] == e_minor[:-1]))
+    cross_u.append(np.minimum(u_minor[moved], u_minor[moved + 1]))
+    cross_v.append(t_minor[moved] + ys[e_minor[moved]])  # v = ys + t rises along the edge
+    cross_e.append(e_minor[moved])
+    # Between edges: the last point of one edge and the first of the next (they differ
+    # only where truncation toward zero moved a negative coordinate), in the C order.
+    joined = np.flatnonzero(np.arange(len(x)) != first[polygon_of])
+    before = joined - 1
+    u_prev, v_prev = along(before, np.where(flip[before], 0, steps[before]))
+    u_cur, v_cur = along(joined, np.where(flip[joined], steps[joined], 0))
+    moved = u_prev != u_cur
+    cross_u.append(np.where(u_cur < u_prev, u_cur, u_cur - 1)[moved])
+    cross_v.append(np.minimum(v_cur, v_prev)[moved])
+    cross_e.append(joined[moved])
+    u, v, e = (np.concatenate(c) for c in (cross_u, cross_v, cross_e))
+    xd = (u.astype(np.float64) + .5) / _SCALE - .5
+    h = height[edge_polygon[e]].astype(np.float64)
+    w = width[edge_polygon[e]].astype(np.float64)
     ok = (np.floor(xd) == xd) & (xd >= 0) & (xd <= w - 1)
-    j, xd, h = j[ok], xd[ok], h[ok]
-    yd = np.minimum(v[j], v[j - 1]).astype(np.float64)
-    yd = (yd + .5) / _SCALE - .5
+    xd, v, h, e = xd[ok], v[ok], h[ok], e[ok]
+    yd = (v.astype(np.float64) + .5) / _SCALE - .5
     yd = np.ceil(np.clip(yd, 0, h))
     positions = xd.astype(np.int64) * h.astype(np.int64) + yd.astype(np.int64)
-    return positions, point_polygon[j]
+    return positions, edge_polygon[e]
 
 
 def _polygon_runs(coords, owner, height, width, num_masks):
@@ -203,7 +238,7 @@ def _polygon_runs(coords, owner, height, width, num_masks):
     poly_h, poly_w = height[owner], width[owner]
     positions, polygon = _polygon_toggles(coords, owner, poly_h, poly_w)
     # A position toggled an odd number of times toggles; the rest cancel.
-    order = np.lexsort((positions, polygon))
+    order = np.argsort(polygon * (int(positions.max(initial=0)) + 1) + positions)
     positions, polygon = positions[order], polygon[order]
     if len(positions):
         new = np.concatenate([[True], (positions[1:] != positions[:-1])
@@ -225,7 +260,21 @@ def _polygon_runs(coords, owner, height, width, num_masks):
     is_last_open = closing[start_polygon] & (index[index % 2 == 0] == count[start_polygon] - 1)
     ends[~is_last_open] = ends_inner
     ends[is_last_open] = (poly_h * poly_w)[start_polygon[is_last_open]]
-    return _union(starts, ends, owner[start_polygon], height, width)
+    parts = np.bincount(owner, minlength=num_masks)
+    return _union_where_needed(starts, ends, owner[start_polygon], parts, height, width)
+
+
+def _union_where_needed(starts, ends, owner, parts, height, width):
+    """`_union` of the runs of masks made of more than one part; the others pass through."""
+    several = (np.bincount(owner, minlength=len(height)) > 0) & (parts > 1)
+    if not several.any():
+        return _run_set(starts, ends, owner, height, width)
+    merge = several[owner]
+    united = _union(starts[merge], ends[merge], owner[merge], height, width)
+    run_owner = np.repeat(np.arange(len(height)), united.num_runs)
+    return _run_set(np.concatenate([starts[~merge], united.starts]),
+                    np.concatenate([ends[~merge], united.ends]),
+                    np.concatenate([owner[~merge], run_owner]), height, width)
 
 
 def _union(starts, ends, owner, height, width):
@@ -316,7 +365,9 @@ def encode_segmentations(segmentations, heights, widths, what):
         return _run_set(empty, empty, empty, heights, widths)
     starts, ends, owner = (np.concatenate(v).astype(np.int64) for v in (starts, ends, owner))
     # Objects made of several parts (or mixed encodings) are united.
-    return _union(starts, ends, owner, heights, widths)
+    parts = np.bincount(np.concatenate([string_owner, list_owner, np.unique(poly_owner)]
+                                       ).astype(np.int64), minlength=n)
+    return _union_where_needed(starts, ends, owner, parts, heights, widths)
 
 
 def mask_iou(detections: RunSet, dt_index, ground_truth: RunSet, gt_index, gt_crowd):
