@@ -8,7 +8,9 @@ import click
 
 @click.command("segment")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
-@click.option("--model", required=True, help="Registry name, .keras file or models:/NAME@ALIAS.")
+@click.option("--model", required=True,
+              help="Registry name, .keras file, models:/NAME@ALIAS, or an export (.onnx, "
+                   ".tflite, SavedModel folder from kcv export) run with its runtime.")
 @click.option("--out", default="segmented", show_default=True, help="Output folder.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Model inputs (images, or tiles) per predict call.")
@@ -33,6 +35,7 @@ def segment_command(folder, model, out, batch_size, overwrite, image_size, class
       kcv segment photos/ --model models:/shapes-unet@champion --out segmented/
       kcv segment photos/ --model runs/segment/unet/checkpoints/best.keras --overwrite
       kcv segment aerial/ --model models:/roads@champion --mode tile --tile-overlap 0.5
+      kcv segment photos/ --model unet.onnx --out segmented/
     """
     from kerascv_suite.pipelines.segment_folder import SegmentConfig, run
 

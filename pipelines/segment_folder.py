@@ -57,7 +57,8 @@ class SegmentConfig:
 
     Attributes:
         folder: folder of images (searched recursively; every file is tried).
-        model: registry name, `.keras` file or MLflow model URI.
+        model: registry name, `.keras` file or MLflow model URI, or an export (`.onnx`,
+            `.tflite`, SavedModel folder), run with its runtime, class names from it.
         out: output folder.
         batch_size: model inputs (images or tiles) per predict call.
         overwrite: redo images whose outputs exist.
@@ -229,12 +230,19 @@ def run(config: SegmentConfig, *, model=None, log=print) -> SegmentResult:
     import kerascv_suite.layers  # noqa: F401  (custom layers of saved models)
     from kerascv_suite.models.resolve import get_model
 
+    from kerascv_suite.export import ExportedSegmenter, is_export
+
     start = time.monotonic()
+    carried = None
+    if model is None and is_export(config.model):
+        # An exported segmenter (ONNX, TFLite, SavedModel), run with its runtime.
+        model = ExportedSegmenter(config.model)
+        carried = model.class_names
     model = model if model is not None else get_model(config.model)
     size = model_input_size(model, config.image_size)
     channels = int(model.input_shape[-1])
     num_classes = int(model.output_shape[-1])
-    names = [str(n) for n in (config.class_names or range(num_classes))]
+    names = [str(n) for n in (config.class_names or carried or range(num_classes))]
     if len(names) != num_classes:
         raise ValueError(f"{len(names)} class names for a model of {num_classes} classes. "
                          f"Received: class_names={config.class_names!r}")

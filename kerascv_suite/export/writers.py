@@ -118,10 +118,26 @@ def write_graph(graph, paths):
                             signatures={"serving_default": graph.serve})
     if "tflite" not in paths and "onnx" not in paths:
         return
-    flatbuffer = tflite_flatbuffer(graph)
+    try:
+        flatbuffer = tflite_flatbuffer(graph)
+    except Exception as error:  # the converter's ConverterError names the op
+        if "tflite" in paths:
+            op = _unsupported_op(str(error))
+            raise ValueError(f"TFLite's builtin ops cannot express {op} of "
+                             f"{graph.model.name!r}, and the Flex delegate is not part of "
+                             "LiteRT's runtime; export it as saved_model or onnx. Received: "
+                             "format='tflite'") from error
+        flatbuffer = None
     if "tflite" in paths:
         Path(paths["tflite"]).write_bytes(flatbuffer)
-    if "onnx" in paths:
+    if "onnx" in paths and flatbuffer is None:
+        # No NMS in this graph (a segmenter): tf2onnx's TensorFlow frontend converts it.
+        import tf2onnx
+
+        specs = graph.serve.get_concrete_function().structured_input_signature[0]
+        tf2onnx.convert.from_function(graph.serve, input_signature=specs, opset=ONNX_OPSET,
+                                      output_path=os.fspath(paths["onnx"]))
+    elif "onnx" in paths:
         with tempfile.TemporaryDirectory() as tmp:
             source = Path(tmp) / "graph.tflite"
             source.write_bytes(flatbuffer)
@@ -148,6 +164,13 @@ def tflite_flatbuffer(graph):
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], graph.module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     return converter.convert()
+
+
+def _unsupported_op(message):
+    import re
+
+    found = re.search(r"'(tf\.\w+)' op is neither a custom op nor a flex op", message)
+    return f"the op {found.group(1)}" if found else "an op"
 
 
 def tflite_signature_names(path):
