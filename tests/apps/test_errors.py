@@ -2,6 +2,7 @@
 with a message naming the file / entry and what to do, and no traceback unless --debug."""
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -30,6 +31,12 @@ def assert_one_line(result, code, *parts):
 
 
 @pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One sqlite MLflow store for the module (creating its tables is the slow part)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+
+
+@pytest.fixture(scope="module")
 def model_files(tmp_path_factory):
     """Broken .keras files: a Lambda naming an unimportable function, truncated weights, a
     truncated archive, a text file."""
@@ -54,17 +61,16 @@ def model_files(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("name, parts", [
-    ("lambda.keras", ["function 'double'", "cannot be imported", "must be importable"]),
-    ("badweights.keras", ["weights cannot be read", "truncated"]),
-    ("truncated.keras", ["not a .keras archive", "not a zip file"]),
-    ("notzip.keras", ["not a .keras archive", "5 bytes"]),
-])
-def test_broken_model_file_names_file_and_cause(model_files, name, parts):
-    path = model_files / name
-    result = kcv("evaluate", "--model", path)
-    line = assert_one_line(result, 2, str(path), *parts)
-    assert "File not found" not in line
+def test_broken_model_file_names_file_and_cause(model_files):
+    for name, parts in [
+        ("lambda.keras", ["function 'double'", "cannot be imported", "must be importable"]),
+        ("badweights.keras", ["weights cannot be read", "truncated"]),
+        ("truncated.keras", ["not a .keras archive", "not a zip file"]),
+        ("notzip.keras", ["not a .keras archive", "5 bytes"]),
+    ]:
+        path = model_files / name
+        line = assert_one_line(kcv("evaluate", "--model", path), 2, str(path), *parts)
+        assert "File not found" not in line
 
 
 def test_debug_shows_the_traceback(model_files, monkeypatch):
@@ -85,8 +91,7 @@ def test_folder_without_class_folders(tmp_path):
                               folder).output
 
 
-def test_unknown_mlflow_model_names_the_store(tmp_path, monkeypatch):
-    store = f"sqlite:///{tmp_path}/mlflow.db"
+def test_unknown_mlflow_model_names_the_store(store, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     result = kcv("evaluate", "--model", "models:/doesnotexist@champion")
     assert_one_line(result, 2, "doesnotexist", store, "kcv ui", "MLFLOW_TRACKING_URI")
@@ -106,23 +111,24 @@ def test_bad_data_path_and_model_name_fail_before_anything_is_written(tmp_path, 
     assert "Run folder" not in result.output
 
 
-@pytest.mark.parametrize("code, message", [
-    (errno.ENOSPC, "No space left on the device writing R/checkpoints/.last.keras; free "
-                   "some space or write the run elsewhere with --run-dir"),
-    (errno.EROFS, "Cannot write R/checkpoints/.last.keras (Read-only file system); choose a "
-                  "writable folder with --run-dir"),
-    (errno.EACCES, "Cannot write R/checkpoints/.last.keras (Permission denied)"),
-])
-def test_run_folder_write_errors(code, message, tmp_path, monkeypatch):
+def test_run_folder_write_errors(tmp_path, monkeypatch):
+    """A full disk and a read-only run folder, as model.save raises them inside the runner
+    (the tests run as root here, so chmod cannot make a folder read-only)."""
     from kerascv_suite.training import runner
 
-    def fail(*args, **kwargs):  # where model.save fails in a real run
-        raise OSError(code, os.strerror(code), "R/checkpoints/.last.keras")
-
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(runner, "run", fail)
-    result = kcv("train", "--model", "lenet5", "--epochs", "1")
-    assert_one_line(result, 1, message)
+    for code, message in [
+        (errno.ENOSPC, "No space left on the device writing R/checkpoints/.last.keras; free "
+                       "some space or write the run elsewhere with --run-dir"),
+        (errno.EROFS, "Cannot write R/checkpoints/.last.keras (Read-only file system); "
+                      "choose a writable folder with --run-dir"),
+        (errno.EACCES, "Cannot write R/checkpoints/.last.keras (Permission denied)"),
+    ]:
+        def fail(*args, code=code, **kwargs):
+            raise OSError(code, os.strerror(code), "R/checkpoints/.last.keras")
+
+        monkeypatch.setattr(runner, "run", fail)
+        assert_one_line(kcv("train", "--model", "lenet5", "--epochs", "1"), 1, message)
 
 
 def test_error_kinds_map_to_exit_codes():
@@ -193,3 +199,56 @@ def test_segment_detect_helper_refuses_an_empty_folder(tmp_path):
         check_not_empty(str(tmp_path))
     (tmp_path / "a.jpg").write_text("x")
     check_not_empty(str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def broken_detection_sets(tmp_path_factory):
+    """Tiny shapes sets in VOC and COCO, each copy broken one way."""
+    import shutil
+
+    from kerascv_suite.data import make_shapes, write_dataset
+
+    root = tmp_path_factory.mktemp("detection")
+    for split in ("train", "val", "test"):
+        ds = make_shapes(count=3, image_size=32, seed=0, split=split)
+        write_dataset(ds, root / "voc", "voc", split)
+        write_dataset(ds, root / "coco", "coco", split)
+    sets = {}
+    for name, fmt in (("unknown", "voc"), ("xml", "voc"), ("json", "coco"),
+                      ("escape", "coco")):
+        sets[name] = root / name
+        shutil.copytree(root / fmt, sets[name])
+    xml = sets["unknown"] / "Annotations" / "train_000000.xml"
+    text = xml.read_text()
+    xml.write_text(text.replace(f"<name>{text.split('<name>')[1].split('<')[0]}<",
+                                "<name>dog<", 1))
+    (sets["xml"] / "Annotations" / "train_000001.xml").write_text("<annotation><object>")
+    (sets["json"] / "annotations" / "instances_train.json").write_text("{")
+    coco = sets["escape"] / "annotations" / "instances_train.json"
+    data = json.loads(coco.read_text())
+    data["images"][0]["file_name"] = "../../etc/passwd"
+    coco.write_text(json.dumps(data))
+    (root / "empty").mkdir()
+    sets["empty"] = root / "empty"
+    return sets
+
+
+def test_train_detector_bad_datasets(broken_detection_sets, store, tmp_path, monkeypatch):
+    """Each fails while the data is read (before any training), one line, exit 2."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    sets = broken_detection_sets
+    cases = [
+        ("unknown", "voc", [str(sets["unknown"] / "Annotations" / "train_000000.xml"),
+                            "unknown class 'dog'", "--unknown-class skip"]),
+        ("xml", "voc", ["train_000001.xml", "malformed XML at line 1", "kcv data check"]),
+        ("json", "coco", ["instances_train.json", "malformed JSON", "kcv data check"]),
+        ("escape", "coco", ["instances_train.json (entry image", "'../../etc/passwd'",
+                            "escapes the dataset root"]),
+        ("empty", "voc", [str(sets["empty"]), "kcv data make shapes"]),
+    ]
+    for name, fmt, parts in cases:
+        result = kcv("train-detector", "--data", sets[name], "--format", fmt, "--epochs", "1",
+                     "--workers", "0")
+        assert_one_line(result, 2, *parts)
+        assert "Segmentation" not in result.output  # the detector reads ImageSets/Main

@@ -119,7 +119,9 @@ def check_example(line, scratch, monkeypatch):
         if token.startswith(REPO_PREFIXES):
             assert (ROOT / token).exists(), f"{line}: {token} is not in the repository"
     for ref in params.get("models") or [params.get("model")]:
-        if isinstance(ref, str) and ":" not in ref and not ref.endswith(".keras"):
+        # A bare name is a registry name; paths (.keras, exported .onnx/.tflite files,
+        # SavedModel folders) and MLflow URIs are the user's.
+        if isinstance(ref, str) and not any(c in ref for c in ":/."):
             assert is_registered(ref), f"{line}: no registered model {ref!r}"
     recipe = params.get("recipe")
     if recipe is not None:
@@ -139,7 +141,7 @@ def failures(lines, tmp_path, monkeypatch):
         except (AssertionError, click.ClickException) as error:
             message = error.format_message() if isinstance(error, click.ClickException) \
                 else str(error)
-            failed.append(f"{line}: {message}")
+            failed.append(message if message.startswith(line) else f"{line}: {message}")
     return failed
 
 
