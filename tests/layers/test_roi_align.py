@@ -1,6 +1,10 @@
-"""RoIAlign against a loop-by-loop port of torchvision's roi_align CPU kernel."""
+"""RoIAlign against a loop-by-loop port of torchvision's roi_align CPU kernel, and against
+torchvision.ops.roi_align itself at Mask R-CNN's 14x14 (He et al., 2017: sampling ratio 2)."""
 
 import math
+import os
+import runpy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +14,8 @@ from kerascv_suite.layers import RoIAlign
 from kerascv_suite.testing import run_layer_test
 
 pytestmark = pytest.mark.backend
+
+SHARED = Path(__file__).parents[2].parent / "shared"
 
 
 def _bilinear(fmap, y, x):
@@ -86,3 +92,42 @@ def test_constant_map_gives_constant_bins_inside():
     out = RoIAlign(4, 1.0, sampling_ratio=2)([features, np.array([[[1, 1, 6, 6]]], "float32")])
     np.testing.assert_allclose(ops.convert_to_numpy(out), 3.0, rtol=1e-6)
     assert math.isclose(float(ops.convert_to_numpy(out).mean()), 3.0, rel_tol=1e-6)
+
+
+def _torchvision():
+    loader = SHARED / "tools" / "torchvision_cpu" / "load.py"
+    if not loader.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs need {loader} beside the repository")
+        pytest.skip(f"no {loader} (the torchvision reference loader)")
+    try:
+        return runpy.run_path(str(loader))["torchvision"]
+    except ImportError as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"torchvision is not installed ({error}): "
+                    "pip install torchvision==0.28.0 --no-deps")
+
+
+@pytest.mark.parametrize("aligned", [False, True])
+def test_mask_rcnn_14x14_matches_torchvision_roi_align(aligned):
+    torchvision = _torchvision()
+    import torch
+
+    rng = np.random.default_rng(14)
+    features = rng.normal(size=(2, 25, 38, 4)).astype("float32")  # a 400x600 image at 1/16
+    xy = rng.uniform(-40, 560, (2, 6, 2))
+    rois = np.concatenate([xy, xy + rng.uniform(0.3, 300, (2, 6, 2))], -1).astype("float32")
+    rois[0, 0] = [0, 0, 600, 400]
+    rois[1, 0] = [580, 380, 700, 470]  # off the bottom-right border
+    rois[1, 1] = [100, 100, 100.5, 100.5]  # under one cell
+    out = ops.convert_to_numpy(
+        RoIAlign(14, 1 / 16, sampling_ratio=2, aligned=aligned)([features, rois]))
+    boxes = torch.cat([torch.arange(2).repeat_interleave(6)[:, None].float(),
+                       torch.from_numpy(rois.reshape(-1, 4))], 1)
+    expected = torchvision.ops.roi_align(
+        torch.from_numpy(features).permute(0, 3, 1, 2), boxes, output_size=14,
+        spatial_scale=1 / 16, sampling_ratio=2, aligned=aligned)
+    expected = expected.permute(0, 2, 3, 1).reshape(2, 6, 14, 14, 4).numpy()
+    assert out.shape == (2, 6, 14, 14, 4)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
