@@ -17,29 +17,51 @@ EXPORT_FORMATS = ("saved_model", "onnx", "tflite")
 @input_shape_option
 @click.option("--num-classes", type=click.IntRange(min=1), default=None,
               help="Output classes (registry names only).")
+@click.option("--raw", is_flag=True,
+              help="Detectors: export the YOLO v1 / SSD head as it is (no decoding, no NMS).")
+@click.option("--argmax", is_flag=True,
+              help="Segmenters: export the class map (batch, H, W) instead of probabilities.")
+@click.option("--score-threshold", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Detectors: minimum score baked into the export [the model's].")
+@click.option("--iou-threshold", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Detectors: NMS IoU baked into the export [the model's].")
+@click.option("--max-detections", type=click.IntRange(min=1), default=None,
+              help="Detectors: detections per image [the model's].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing export at --out.")
 @click.option("--verify/--no-verify", default=True, show_default=True,
-              help="Reload the export and compare its outputs with the Keras model.")
+              help="Reload the export with its runtime and compare it with the Keras model "
+                   "on random images.")
 @click.option("--atol", type=click.FloatRange(min=0), default=1e-4, show_default=True,
-              help="Largest absolute output difference --verify accepts.")
-def export_command(model, export_format, out, input_shape, num_classes, overwrite, verify,
-                   atol):
-    """Export MODEL for inference with Keras' own `model.export`.
+              help="Largest absolute output (detectors: score) difference --verify accepts.")
+def export_command(model, export_format, out, input_shape, num_classes, raw, argmax,
+                   score_threshold, iou_threshold, max_detections, overwrite, verify, atol):
+    """Export MODEL for deployment; the export carries the model's metadata (class names,
+    input size, task, decoder settings).
 
-    The export contains the model's preprocessing, so it takes RGB images in 0..255 like the
-    Keras model. ONNX and TFLite need the tensorflow backend (the default).
+    Detectors of every family export as detectors: the graph takes RGB images
+    (batch, H, W, 3) in 0..255 and returns boxes (batch, N, 4) xyxy in input pixels, scores,
+    classes and num_detections, with preprocessing, decoding and NMS inside. Fast R-CNN and
+    R-CNN exports take proposals (batch, P, 4) xyxy pixels as a second input: selective
+    search stays outside the graph, as in the papers (`kcv detect` runs it). Other models
+    take the same images and return their outputs. All formats need the tensorflow backend
+    (the default); jax writes a SavedModel of a classifier.
 
     \b
     Examples:
-      kcv export --model lenet5 --format onnx --out lenet5.onnx
+      kcv export --model runs/detect/ssd/checkpoints/best.keras --format onnx --out ssd.onnx
+      kcv export --model ssd300 --format tflite --out ssd.tflite --score-threshold 0.3
       kcv export --model models:/lenet5-digits@champion --format tflite --out lenet5.tflite
-      kcv export --model best.keras --format saved_model --out exported/lenet5
+      kcv export --model unet_shapes --format onnx --argmax --out unet.onnx
     """
     from kerascv_suite.export import export_model, verify_export
 
     keras_model = resolve_model(model, "--model", input_shape, num_classes)
+    settings = {k: v for k, v in (("score_threshold", score_threshold),
+                                  ("iou_threshold", iou_threshold),
+                                  ("max_detections", max_detections)) if v is not None}
     try:
-        path = export_model(keras_model, out, export_format, overwrite=overwrite)
+        path = export_model(keras_model, out, export_format, overwrite=overwrite, raw=raw,
+                            argmax=argmax, **settings)
     except FileExistsError as e:
         raise click.BadParameter(f"{e} (use --overwrite). Received: --out {out}",
                                  param_hint="--out") from e
@@ -48,9 +70,12 @@ def export_command(model, export_format, out, input_shape, num_classes, overwrit
     click.echo(f"Exported {model} ({export_format}) to {path}")
     if not verify:
         return
-    check = verify_export(keras_model, path, export_format)
+    check = verify_export(keras_model, path, export_format, atol=atol,
+                          **({} if raw else settings))
     message = (f"max |export - keras| = {check.max_abs_diff:.3g} on {check.batch_size} "
                f"random images (atol {atol:g})")
+    if check.min_iou < 1.0 or check.mismatched:
+        message += f", min box IoU {check.min_iou:.4f}, {check.mismatched} unmatched"
     if not check.ok(atol):
         raise click.ClickException(f"The export does not match the model: {message}")
     click.echo(f"Verified: {message}")

@@ -96,7 +96,13 @@ def detector_graph(model, score_threshold=None, iou_threshold=None, max_detectio
     inputs = {"images": [None, height, width, 3]}
     if detector.needs_proposals:
         inputs["proposals"] = [None, None, 4]
-    info = {"kind": "detector", "inputs": inputs, "outputs": list(CONTRACT_KEYS),
+    from kerascv_suite.models.detection.inference import DetectorInferenceModel
+    from kerascv_suite.models.detection.rcnn import RCNN
+    from kerascv_suite.models.detection.two_stage import TwoStageDetector
+
+    region = isinstance(keras_model, (DetectorInferenceModel, RCNN, TwoStageDetector))
+    info = {"kind": "detector", "region_based": region, "inputs": inputs,
+            "outputs": list(CONTRACT_KEYS),
             "num_classes": detector.num_classes, "needs_proposals": detector.needs_proposals,
             "decoder": describe(keras_model)["decoder"]}
     return ServingGraph(module, serve, inputs, CONTRACT_KEYS, keras_model, info)

@@ -83,6 +83,14 @@ def export_models(model, paths, overwrite=False, raw=False, argmax=False,
         return paths
     if kind == "detector":
         graph = detector_graph(model, score_threshold, iou_threshold, max_detections)
+        if "onnx" in paths and graph.info["region_based"]:
+            # Measured: the TFLite graph matches Keras, its tf2onnx conversion does not
+            # (scores off by 0.3 on Faster R-CNN), and tf2onnx's TensorFlow frontend
+            # writes an invalid graph for the NMS; refuse rather than write a wrong file.
+            raise ValueError(f"ONNX export of the R-CNN family ({type(model).__name__}) "
+                             "is not supported yet: the converted graph does not give the "
+                             "Keras detections. Export it as saved_model or tflite. "
+                             "Received: format='onnx'")
     else:
         graph = segmenter_graph(model)
     write_graph(graph, paths)

@@ -160,3 +160,39 @@ def test_export_carries_the_model_metadata(tmp_path, export_format):
     # The export still runs as before.
     np.testing.assert_allclose(load_exported(out, export_format)(_images((32, 32, 1))),
                                model.predict(_images((32, 32, 1)), verbose=0), atol=ATOL)
+
+
+@tensorflow_only
+def test_rcnn_family_checkpoint_gives_clear_errors_not_tracebacks(tmp_path):
+    # The issue's case: `kcv export --model best.keras --format onnx` on a Faster R-CNN was
+    # "AttributeError: 'FasterRCNN' object has no attribute 'inputs'".
+    keras_file = tmp_path / "faster.keras"
+    build("faster_rcnn_small").save(keras_file)
+    for extra, expected in ((["--format", "onnx"], "saved_model or tflite"),
+                            (["--format", "saved_model", "--raw"], "without --raw")):
+        result = CliRunner().invoke(main, ["export", "--model", str(keras_file), *extra,
+                                           "--out", str(tmp_path / "x")])
+        assert result.exit_code == 2, result.output + repr(result.exception)
+        assert expected in result.output
+
+
+@tensorflow_only
+def test_detector_checkpoint_exports_as_a_verified_detector(tmp_path):
+    """A YOLO v1 .keras checkpoint (training form: raw head) exports as a detector with
+    decode + NMS inside; --verify compares its detections with the Keras inference path."""
+    keras_file = tmp_path / "yolo.keras"
+    model = build("yolo_v1_tiny", input_shape=(64, 64, 3), num_classes=3)
+    last = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)][-1]
+    last.bias.assign(keras.ops.convert_to_numpy(last.bias) + 0.5)  # boxes that score
+    model.save(keras_file)
+    out = tmp_path / "yolo.tflite"
+    result = CliRunner().invoke(
+        main, ["export", "--model", str(keras_file), "--format", "tflite", "--out", str(out),
+               "--score-threshold", "0.05", "--max-detections", "20"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Verified:" in result.output
+    metadata = exported_metadata(out, "tflite")
+    assert metadata["export"]["kind"] == "detector" and metadata["task"] == "detection"
+    assert metadata["export"]["decoder"]["max_detections"] == 20
+    out = load_exported(out, "tflite")(_images((64, 64, 3), n=2))
+    assert out["boxes"].shape == (2, 20, 4) and out["num_detections"].shape == (2,)

@@ -23,8 +23,11 @@ FAMILIES = {
     "ssd300_tiny": ({}, {"score_threshold": 0.02, "max_detections": 50}, FORMATS),
     "yolo_v1_tiny": ({"input_shape": (96, 96, 3)},
                      {"score_threshold": 0.02, "max_detections": 30}, FORMATS),
-    "faster_rcnn_small": ({}, {"score_threshold": 0.02, "max_detections": 30}, FORMATS),
-    "fast_rcnn_small": ({}, {"score_threshold": 0.02, "max_detections": 30}, FORMATS),
+    # ONNX of the R-CNN family is refused (see test_rcnn_family_onnx_is_refused).
+    "faster_rcnn_small": ({}, {"score_threshold": 0.02, "max_detections": 30},
+                          ("saved_model", "tflite")),
+    "fast_rcnn_small": ({}, {"score_threshold": 0.02, "max_detections": 30},
+                        ("saved_model", "tflite")),
     "rcnn_small": ({}, {"score_threshold": 0.02, "max_detections": 30}, ("saved_model",)),
 }
 
@@ -112,3 +115,12 @@ def describe_names(detector):
     from kerascv_suite.models import describe
 
     return describe(detector.model)["class_names"]
+
+
+def test_rcnn_family_onnx_is_refused(tmp_path):
+    from kerascv_suite.export import export_model
+    from kerascv_suite.models import build
+
+    with pytest.raises(ValueError, match="saved_model or tflite"):
+        export_model(build("faster_rcnn_small"), tmp_path / "f.onnx", "onnx")
+    assert not (tmp_path / "f.onnx").exists()
