@@ -52,8 +52,11 @@ class RunSet:
     box: np.ndarray
 
 
-def _run_set(starts, ends, owner, height, width):
-    """A `RunSet` from unsorted runs with their mask index; empty runs are dropped."""
+def _run_set(starts, ends, owner, height, width, boxes=True):
+    """A `RunSet` from unsorted runs with their mask index; empty runs are dropped.
+
+    `boxes=False` skips the boxes (left at -1) of intermediate sets that are merged later.
+    """
     n = len(height)
     keep = ends > starts
     starts, ends, owner = starts[keep], ends[keep], owner[keep]
@@ -65,7 +68,7 @@ def _run_set(starts, ends, owner, height, width):
     first_run = np.concatenate([[0], np.cumsum(num_runs)[:-1]]).astype(np.int64)
     area = np.bincount(owner, weights=ends - starts, minlength=n).astype(np.int64)
     box = np.full((n, 4), -1, np.int64)
-    if len(starts):
+    if len(starts) and boxes:
         h = height[owner]
         col_s, col_e = starts // h, (ends - 1) // h
         same = col_s == col_e
@@ -103,7 +106,8 @@ def _counts_to_runs(counts, owner, height, width, what):
                          "pixels; the counts must cover the whole mask (column-major).")
     index_in_mask = np.arange(len(counts)) - first[owner]
     ones = index_in_mask % 2 == 1
-    return _run_set(position[ones] - counts[ones], position[ones], owner[ones], height, width)
+    return _run_set(position[ones] - counts[ones], position[ones], owner[ones], height, width,
+                    boxes=False)
 
 
 def _unpack_strings(strings, what):
@@ -261,20 +265,21 @@ def _polygon_runs(coords, owner, height, width, num_masks):
     ends[~is_last_open] = ends_inner
     ends[is_last_open] = (poly_h * poly_w)[start_polygon[is_last_open]]
     parts = np.bincount(owner, minlength=num_masks)
-    return _union_where_needed(starts, ends, owner[start_polygon], parts, height, width)
+    return _union_where_needed(starts, ends, owner[start_polygon], parts, height, width,
+                               boxes=False)
 
 
-def _union_where_needed(starts, ends, owner, parts, height, width):
+def _union_where_needed(starts, ends, owner, parts, height, width, boxes=True):
     """`_union` of the runs of masks made of more than one part; the others pass through."""
     several = (np.bincount(owner, minlength=len(height)) > 0) & (parts > 1)
     if not several.any():
-        return _run_set(starts, ends, owner, height, width)
+        return _run_set(starts, ends, owner, height, width, boxes)
     merge = several[owner]
     united = _union(starts[merge], ends[merge], owner[merge], height, width)
     run_owner = np.repeat(np.arange(len(height)), united.num_runs)
     return _run_set(np.concatenate([starts[~merge], united.starts]),
                     np.concatenate([ends[~merge], united.ends]),
-                    np.concatenate([owner[~merge], run_owner]), height, width)
+                    np.concatenate([owner[~merge], run_owner]), height, width, boxes)
 
 
 def _union(starts, ends, owner, height, width):
@@ -287,7 +292,8 @@ def _union(starts, ends, owner, height, width):
     cover = np.cumsum(delta)
     opening = (delta == 1) & (cover == 1)
     closing = (delta == -1) & (cover == 0)
-    return _run_set(positions[opening], positions[closing], who[opening], height, width)
+    return _run_set(positions[opening], positions[closing], who[opening], height, width,
+                    boxes=False)
 
 
 def encode_segmentations(segmentations, heights, widths, what):
