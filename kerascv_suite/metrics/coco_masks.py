@@ -147,12 +147,12 @@ def _unpack_strings(strings, what):
     return counts, owner
 
 
-def _polygon_toggles(coords, owner, height, width):
+def _polygon_toggles(coords, height, width):
     """Vectorized `rleFrPoly` up to its toggle positions.
 
     Args:
         coords: list of flat `[x0, y0, x1, y1, ...]` polygons.
-        owner: `(P,)` mask index of each polygon; height, width: `(P,)` its mask size.
+        height, width: `(P,)` the mask size of each polygon.
 
     Returns:
         `(positions, polygon)`: column-major toggle positions and their polygon index.
@@ -240,7 +240,7 @@ def _polygon_toggles(coords, owner, height, width):
 def _polygon_runs(coords, owner, height, width, num_masks):
     """Runs of the union of each mask's polygons; height, width `(num_masks,)`."""
     poly_h, poly_w = height[owner], width[owner]
-    positions, polygon = _polygon_toggles(coords, owner, poly_h, poly_w)
+    positions, polygon = _polygon_toggles(coords, poly_h, poly_w)
     # A position toggled an odd number of times toggles; the rest cancel.
     order = np.argsort(polygon * (int(positions.max(initial=0)) + 1) + positions)
     positions, polygon = positions[order], polygon[order]
