@@ -26,6 +26,7 @@ import dataclasses
 import numpy as np
 
 _SCALE = 5.0
+_CHUNK = 1024  # masks per vectorized encoding step
 
 
 @dataclasses.dataclass
@@ -344,11 +345,13 @@ def encode_segmentations(segmentations, heights, widths, what):
                 lists.append(counts)
                 list_owner.append(i)
     sets = []
-    if strings:
-        counts, index = _unpack_strings(strings, what)
-        sets.append((_counts_to_runs(counts, index, heights[string_owner],
-                                     widths[string_owner], what),
-                     np.asarray(string_owner, np.int64)))
+    string_owner = np.asarray(string_owner, np.int64)
+    # Chunks keep the working arrays in cache: several times faster on large sets.
+    for begin in range(0, len(strings), _CHUNK):
+        mask_of = string_owner[begin:begin + _CHUNK]
+        counts, index = _unpack_strings(strings[begin:begin + _CHUNK], what)
+        sets.append((_counts_to_runs(counts, index, heights[mask_of], widths[mask_of], what),
+                     mask_of))
     if lists:
         lengths = np.array([len(c) for c in lists], np.int64)
         counts = np.concatenate([np.asarray(c, np.int64).reshape(-1) for c in lists])
@@ -361,11 +364,17 @@ def encode_segmentations(segmentations, heights, widths, what):
         starts.append(run_set.starts)
         ends.append(run_set.ends)
         owner.append(mask_of[run_owner])
-    if polys:
-        poly_set = _polygon_runs(polys, np.asarray(poly_owner, np.int64), heights, widths, n)
+    poly_owner = np.asarray(poly_owner, np.int64)
+    begin = 0
+    while begin < len(polys):
+        # A chunk ends between masks: the parts of one mask are united together.
+        end = int(np.searchsorted(poly_owner, poly_owner[min(begin + _CHUNK, len(polys)) - 1],
+                                  side="right"))
+        poly_set = _polygon_runs(polys[begin:end], poly_owner[begin:end], heights, widths, n)
         starts.append(poly_set.starts)
         ends.append(poly_set.ends)
         owner.append(np.repeat(np.arange(n), poly_set.num_runs))
+        begin = end
     if not starts:
         empty = np.zeros(0, np.int64)
         return _run_set(empty, empty, empty, heights, widths)
