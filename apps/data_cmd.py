@@ -9,8 +9,10 @@ FORMAT_NAMES = ["folders", "voc", "coco", "yolo", "masks"]
 
 
 def _fail_on_data_error(error):
-    """Turns a data-layer error into a click error naming the offending value."""
-    raise click.UsageError(str(error)) from error
+    """A data-layer error as the one-line error every command shows (exit status 2)."""
+    from kerascv_suite.apps.errors import to_click_error
+
+    raise to_click_error(error) from error
 
 
 @click.group("data")

@@ -50,12 +50,15 @@ def resolve_model(ref, param_hint, input_shape=None, num_classes=None):
         param_hint: the option or argument to name in the error (`"--model"`, `"MODEL"`).
         input_shape / num_classes: builder overrides; None leaves the default.
     """
-    from kerascv_suite.models.resolve import get_model
+    from kerascv_suite.apps.errors import InputError
+    from kerascv_suite.models.resolve import ModelFileError, get_model
 
     overrides = {k: v for k, v in (("input_shape", input_shape), ("num_classes", num_classes))
                  if v is not None}
     try:
         return get_model(ref, **overrides)
+    except ModelFileError as e:  # the option is right, the file it names is not
+        raise InputError(str(e)) from e
     except (ValueError, FileNotFoundError) as e:
         raise click.BadParameter(str(e), param_hint=param_hint) from e
 

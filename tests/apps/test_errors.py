@@ -173,7 +173,9 @@ def test_quiet_start_up_and_exit_code_in_a_real_process(model_files):
              if any(word in line for word in ("absl", "cuInit", "cudart", "oneDNN",
                                               "cpu_feature_guard", "I0000", "E0000"))]
     assert not noise, lines
-    assert lines[-1].startswith("Error: Invalid value for --model: Cannot load the model file")
+    assert lines == [f"Error: Cannot load the model file {model_files / 'notzip.keras'}: not a "
+                     ".keras archive (not a zip file, 5 bytes: truncated, or saved in another "
+                     "format such as .h5 or SavedModel); save it with model.save('name.keras')"]
     assert "Traceback" not in done.stderr
 
 
