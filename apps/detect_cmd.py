@@ -8,7 +8,9 @@ from kerascv_suite.apps.evaluate_cmd import BACKENDS
 @click.command("detect")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--model", required=True,
-              help="Detector: registry name, .keras file or models:/NAME@ALIAS.")
+              help="Detector: registry name, .keras file, models:/NAME@ALIAS, or an export "
+                   "(.onnx, .tflite, SavedModel folder from kcv export) run with its "
+                   "runtime.")
 @click.option("--out", default="detections", show_default=True, help="Output folder.")
 @click.option("--score-threshold", type=click.FloatRange(0, 1, max_open=True), default=0.25,
               show_default=True, help="Minimum detection score.")
@@ -41,6 +43,7 @@ def detect_command(folder, model, out, score_threshold, iou_threshold, max_detec
       kcv detect photos/ --model models:/shapes-ssd@champion --out detected/
       kcv detect photos/ --model runs/detect/yolo/checkpoints/best.keras --score-threshold 0.4
       kcv detect photos/ --model best.keras --class-names circle,square,triangle --overwrite
+      kcv detect photos/ --model ssd.onnx --out detected/
     """
     from kerascv_suite.training.runner import check_backend
 
@@ -59,7 +62,9 @@ def detect_command(folder, model, out, score_threshold, iou_threshold, max_detec
                               resize=resize)
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(str(e)) from e
-    detector = resolve_model(model, "--model")
+    from kerascv_suite.export import is_export
+
+    detector = None if is_export(model) else resolve_model(model, "--model")
     try:
         result = run(config, model=detector, log=click.echo)
     except ValueError as e:

@@ -53,7 +53,10 @@ class DetectConfig:
 
     Attributes:
         folder: folder of images (searched recursively; every file is tried).
-        model: registry name, `.keras` file or MLflow model URI of a detector.
+        model: registry name, `.keras` file or MLflow model URI of a detector, or an
+            export of one (`.onnx`, `.tflite`, SavedModel folder: run with its runtime, its
+            post-processing inside; a higher score threshold or fewer detections still
+            apply).
         out: output folder.
         score_threshold, iou_threshold, max_detections: post-processing, passed to the
             inference call (the model is not changed); None keeps the model's
@@ -175,19 +178,24 @@ def model_class_names(model, num_classes, class_names=None):
     `class_0..class_{C-1}`."""
     from kerascv_suite.models.metadata import describe
 
+    return checked_class_names(describe(model)["class_names"], num_classes, class_names)
+
+
+def checked_class_names(carried, num_classes, class_names=None):
+    """`class_names` if given (checked against `num_classes`), else `carried` (the names a
+    model or export carries, checked), else `class_0..class_{C-1}`."""
     if class_names is not None:
         names = [str(n).strip() for n in class_names]
         if len(names) != num_classes:
             raise ValueError(f"{len(names)} class names for a detector of {num_classes} "
                              f"classes. Received: class_names={list(class_names)!r}")
         return names
-    names = describe(model)["class_names"]
-    if names is not None:
-        if len(names) != num_classes:
-            raise ValueError(f"The model carries {len(names)} class names for its "
+    if carried is not None:
+        if len(carried) != num_classes:
+            raise ValueError(f"The model carries {len(carried)} class names for its "
                              f"{num_classes} classes; pass the right ones (--class-names). "
-                             f"Received: model class_names={names!r}")
-        return names
+                             f"Received: model class_names={carried!r}")
+        return list(carried)
     return [f"class_{c}" for c in range(num_classes)]
 
 
@@ -263,20 +271,30 @@ def run(config: DetectConfig, *, model=None, log=print) -> DetectResult:
         ValueError: a model that is not a detector, or class names that do not fit it.
     """
     import kerascv_suite.layers  # noqa: F401  (custom layers of saved models)
+    from kerascv_suite.export import ExportedDetector, is_export
     from kerascv_suite.models.detection.inference import Detector, is_detector
     from kerascv_suite.models.resolve import get_model
 
     start = time.monotonic()
-    model = model if model is not None else get_model(config.model)
-    if not is_detector(model):
-        raise ValueError(f"{config.model} is not a detector (expected one of our YOLO v1, "
-                         f"SSD, R-CNN, Fast or Faster R-CNN models). Received: "
-                         f"model={config.model!r}")
-    detector = Detector(model, score_threshold=config.score_threshold,
-                        iou_threshold=config.iou_threshold,
-                        max_detections=config.max_detections,
-                        max_proposals=config.max_proposals)
-    class_names = model_class_names(model, detector.num_classes, config.class_names)
+    if model is None and is_export(config.model):
+        # An exported detector (ONNX, TFLite, SavedModel), run with its runtime.
+        detector = ExportedDetector(config.model, score_threshold=config.score_threshold,
+                                    iou_threshold=config.iou_threshold,
+                                    max_detections=config.max_detections,
+                                    max_proposals=config.max_proposals)
+        class_names = checked_class_names(detector.class_names, detector.num_classes,
+                                          config.class_names)
+    else:
+        model = model if model is not None else get_model(config.model)
+        if not is_detector(model):
+            raise ValueError(f"{config.model} is not a detector (expected one of our YOLO "
+                             f"v1, SSD, R-CNN, Fast or Faster R-CNN models). Received: "
+                             f"model={config.model!r}")
+        detector = Detector(model, score_threshold=config.score_threshold,
+                            iou_threshold=config.iou_threshold,
+                            max_detections=config.max_detections,
+                            max_proposals=config.max_proposals)
+        class_names = model_class_names(model, detector.num_classes, config.class_names)
     size = detector.input_size
     root, out = Path(config.folder), Path(config.out)
     files = list_files(root)

@@ -23,12 +23,21 @@ from kerascv_suite.data.image_io import decode_image, resize_image
 
 
 def list_files(folder):
-    """Every regular file under `folder` (sorted, hidden files and folders left out)."""
+    """Every regular file under `folder` (sorted, hidden files and folders left out).
+
+    Raises:
+        DataError: `folder` holds no such file.
+    """
+    from kerascv_suite.data.errors import DataError
+
     root = Path(folder)
     files = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         files += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".")]
+    if not files:
+        raise DataError(f"No files in {root} (searched recursively, hidden ones left out): "
+                        f"put images there or pass another folder. Received: {folder}")
     return files
 
 

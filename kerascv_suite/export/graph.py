@@ -3,7 +3,7 @@
 Detectors (`kind="detector"`): the model of the Keras inference path
 (`models.detection.Detector(...).model`: preprocessing, decode and NMS inside) traced with
 inputs `images (batch, H, W, 3)` float32 RGB 0..255 and, for Fast R-CNN and R-CNN,
-`proposals (batch, P, 4)` xyxy input pixels (selective search stays outside the graph, as in
+`proposals (batch, P, 4)` xyxy input pixels (P fixed at export) (selective search stays outside the graph, as in
 the papers), and outputs `boxes (batch, N, 4)` xyxy input pixels, `scores (batch, N)`,
 `classes (batch, N)` int32 (-1 padding), `num_detections (batch,)` int32. The batch (and
 the proposal count) are dynamic.
@@ -65,9 +65,12 @@ def export_kind(model, raw=False, argmax=False):
     return "model"
 
 
-def detector_graph(model, score_threshold=None, iou_threshold=None, max_detections=None):
+def detector_graph(model, score_threshold=None, iou_threshold=None, max_detections=None,
+                   num_proposals=300):
     """The `ServingGraph` of a detector of any family (see the module docstring), with these
-    post-processing settings (None keeps the model's)."""
+    post-processing settings (None keeps the model's); Fast R-CNN and R-CNN graphs take
+    `num_proposals` proposals per image (their RoI heads have a static RoI count; pad with
+    zero boxes, as selective search's padding)."""
     import tensorflow as tf
 
     from kerascv_suite.models.detection.inference import Detector
@@ -79,7 +82,8 @@ def detector_graph(model, score_threshold=None, iou_threshold=None, max_detectio
     height, width = detector.input_size
     specs = [tf.TensorSpec((None, height, width, 3), tf.float32, name="images")]
     if detector.needs_proposals:
-        specs.append(tf.TensorSpec((None, None, 4), tf.float32, name="proposals"))
+        specs.append(tf.TensorSpec((None, int(num_proposals), 4), tf.float32,
+                                   name="proposals"))
 
     def call(images, proposals=None):
         inputs = images if proposals is None else {"images": images, "proposals": proposals}
@@ -95,7 +99,7 @@ def detector_graph(model, score_threshold=None, iou_threshold=None, max_detectio
     module.serve = serve
     inputs = {"images": [None, height, width, 3]}
     if detector.needs_proposals:
-        inputs["proposals"] = [None, None, 4]
+        inputs["proposals"] = [None, int(num_proposals), 4]
     from kerascv_suite.models.detection.inference import DetectorInferenceModel
     from kerascv_suite.models.detection.rcnn import RCNN
     from kerascv_suite.models.detection.two_stage import TwoStageDetector

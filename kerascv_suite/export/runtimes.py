@@ -185,7 +185,9 @@ class ExportedDetector:
         baked = dict(info.get("decoder") or {})
         self.num_classes = int(info["num_classes"])
         self.needs_proposals = bool(info.get("needs_proposals"))
-        self.max_proposals = int(max_proposals)
+        self.num_proposals = int(info["inputs"]["proposals"][1]) if self.needs_proposals \
+            else None
+        self.max_proposals = min(int(max_proposals), self.num_proposals or int(max_proposals))
         self.input_size = tuple(int(d) for d in info["inputs"]["images"][1:3])
         self.class_names = self.export.metadata.get("class_names")
         self.metadata = self.export.metadata
@@ -209,7 +211,8 @@ class ExportedDetector:
 
     def inputs_for(self, images, proposals=None):
         """`[images]`, plus proposals for Fast R-CNN / R-CNN exports (given `(batch, P, 4)`
-        xyxy input pixels, or None: selective search on the images)."""
+        xyxy input pixels, or None: selective search on the images), cut or zero-padded to
+        the export's proposal count."""
         images = np.asarray(images)
         if not self.needs_proposals:
             return [images.astype("float32")]
@@ -218,7 +221,11 @@ class ExportedDetector:
 
             proposals = selective_search_batch(images.astype("uint8"),
                                                max_proposals=self.max_proposals)
-        return [images.astype("float32"), np.asarray(proposals, "float32")]
+        proposals = np.asarray(proposals, "float32")[:, :self.num_proposals]
+        pad = self.num_proposals - proposals.shape[1]
+        if pad:  # zero boxes: selective search's padding
+            proposals = np.pad(proposals, ((0, 0), (0, pad), (0, 0)))
+        return [images.astype("float32"), proposals]
 
     def predict(self, images, proposals=None):
         """`{"boxes", "scores", "classes", "num_detections"}` NumPy arrays for a batch, padded

@@ -23,7 +23,8 @@ ONNX_OPSET = 17
 
 
 def export_model(model, path, format="saved_model", overwrite=False, raw=False, argmax=False,
-                 score_threshold=None, iou_threshold=None, max_detections=None):
+                 score_threshold=None, iou_threshold=None, max_detections=None,
+                 num_proposals=300):
     """Writes `model` for inference in `format` at `path`; see `export_models`.
 
     Returns:
@@ -31,11 +32,12 @@ def export_model(model, path, format="saved_model", overwrite=False, raw=False, 
     """
     return export_models(model, {format: path}, overwrite=overwrite, raw=raw, argmax=argmax,
                          score_threshold=score_threshold, iou_threshold=iou_threshold,
-                         max_detections=max_detections)[format]
+                         max_detections=max_detections, num_proposals=num_proposals)[format]
 
 
 def export_models(model, paths, overwrite=False, raw=False, argmax=False,
-                  score_threshold=None, iou_threshold=None, max_detections=None):
+                  score_threshold=None, iou_threshold=None, max_detections=None,
+                  num_proposals=300):
     """Writes `model` for inference in each format of `paths`, with its metadata (one
     traced graph, and one TFLite conversion for both TFLite and ONNX).
 
@@ -49,6 +51,7 @@ def export_models(model, paths, overwrite=False, raw=False, argmax=False,
         argmax: a segmenter exports its class map `(batch, H, W)` instead of probabilities.
         score_threshold, iou_threshold, max_detections: a detector's post-processing baked
             into the graph; None keeps the model's (`describe(model)["decoder"]`).
+        num_proposals: proposals per image a Fast R-CNN / R-CNN export takes.
 
     Returns:
         `{format: Path}` written.
@@ -82,7 +85,8 @@ def export_models(model, paths, overwrite=False, raw=False, argmax=False,
             write_metadata(path, format, model, {"kind": "raw" if raw else "model"})
         return paths
     if kind == "detector":
-        graph = detector_graph(model, score_threshold, iou_threshold, max_detections)
+        graph = detector_graph(model, score_threshold, iou_threshold, max_detections,
+                               num_proposals)
         if "onnx" in paths and graph.info["region_based"]:
             # Measured: the TFLite graph matches Keras, its tf2onnx conversion does not
             # (scores off by 0.3 on Faster R-CNN), and tf2onnx's TensorFlow frontend

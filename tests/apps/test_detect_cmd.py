@@ -183,3 +183,47 @@ def test_detect_reads_the_class_names_the_model_carries(named_detector_file, fol
             "--class-names", "a,b,c")
     coco = json.loads((out / "detections.json").read_text())
     assert [c["name"] for c in coco["categories"]] == ["a", "b", "c"]
+
+
+def test_detect_on_an_onnx_export_writes_the_keras_detections(named_detector_file, folder,
+                                                              tmp_path):
+    """`kcv detect --model x.onnx` runs the export with onnxruntime through the same folder
+    pipeline: the same detections.json as the .keras model, class names from the export."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("ONNX exports are written on the tensorflow backend")
+    from kerascv_suite.export import export_model, match_detections
+
+    export = export_model(keras.saving.load_model(named_detector_file), tmp_path / "y.onnx",
+                          "onnx", score_threshold=0.0, max_detections=5)
+    results = {}
+    for name, model in (("keras", named_detector_file), ("onnx", export)):
+        _invoke("detect", folder, "--model", model, "--out", tmp_path / name,
+                "--score-threshold", 0.0, "--max-detections", 5)
+        results[name] = json.loads((tmp_path / name / "detections.json").read_text())
+    assert [c["name"] for c in results["onnx"]["categories"]] == ["circle", "square",
+                                                                   "triangle"]
+    assert len(results["keras"]["annotations"]) > 0
+    for image in results["keras"]["images"]:
+        per = {}
+        for name, coco in results.items():
+            dets = [a for a in coco["annotations"] if a["image_id"] == image["id"]]
+            xywh = np.array([a["bbox"] for a in dets], np.float32).reshape(-1, 4)
+            per[name] = {"boxes": np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]],
+                                                 1)[None],
+                         "scores": np.array([a["score"] for a in dets])[None],
+                         "classes": np.array([a["category_id"] for a in dets])[None],
+                         "num_detections": np.array([len(dets)])}
+        min_iou, diff, mismatched = match_detections(per["keras"], per["onnx"], 0.0, 1e-4)
+        # JSON keeps 2 decimals of a box: IoU 0.99 holds for boxes over a few pixels.
+        assert mismatched == 0 and min_iou >= 0.99 and diff <= 1e-4, (min_iou, diff)
+
+
+def test_an_empty_folder_is_a_data_error(tmp_path):
+    from kerascv_suite.data.errors import DataError
+    from kerascv_suite.pipelines.folder_io import list_files
+
+    (tmp_path / "empty" / ".hidden").mkdir(parents=True)
+    with pytest.raises(DataError, match="No files in"):
+        list_files(tmp_path / "empty")

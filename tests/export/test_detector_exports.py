@@ -70,7 +70,7 @@ def family(request, tmp_path_factory):
     expected = detector.predict(images, proposals)
     folder = tmp_path_factory.mktemp(name)
     paths = export_models(model, {f: folder / f"{name}{SUFFIX[f]}" for f in formats},
-                          **settings)
+                          num_proposals=48, **settings)
     return name, detector, expected, (images, proposals), paths
 
 
