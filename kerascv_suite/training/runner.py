@@ -119,20 +119,11 @@ def run(task, config, *, resume=False, log=print) -> TrainResult:
     dist = make_distribution(config.distribute)
     if not dist.is_chief:
         config = worker_scratch(config, resume, log)
-    state = run_state.RunState()
     if config.run_dir:
         # An explicit folder is checked before anything is created: in use, or holding a
         # run that was not asked to resume.
         RunLock(config.run_dir).check()
-        state = run_state.RunState.load(config.run_dir)
-        if not dist.is_chief:
-            state.mlflow_run_id = None  # the chief's run lives in the chief's store
-        if not resume and (state.epoch > 0 or state.mlflow_run_id):
-            raise FileExistsError(f"{config.run_dir} already holds a run; resume it with "
-                                  f"--resume {config.run_dir}, or choose another --run-dir.")
-        if resume and state.finished and state.epoch >= config.epochs:
-            raise ValueError(f"{config.run_dir} already finished {state.epoch} epochs; "
-                             "nothing to resume.")
+        check_state(config, folder_state(config.run_dir, dist), resume)
     # Probe the tracking store first: a dead server must not cost a training run.
     tracker = Tracker(config.tracking_uri, config.experiment)
     created = not config.run_dir
@@ -145,12 +136,11 @@ def run(task, config, *, resume=False, log=print) -> TrainResult:
         if lock.took_over:
             log(f"Took over the lock of {run_dir} from process {lock.took_over.get('pid')}, "
                 "which no longer runs.")
-        if resume:
-            # The last committed epoch's files moved into place, a killed epoch's removed.
-            mlflow_run_id = state.mlflow_run_id
-            state = run_state.recover(run_dir)
-            if not dist.is_chief:
-                state.mlflow_run_id = mlflow_run_id
+        # Read again under the lock (another run may have used the folder meanwhile); on
+        # resume the last committed epoch's files are moved into place, a killed epoch's
+        # temporary files removed.
+        state = folder_state(run_dir, dist, recover=resume)
+        check_state(config, state, resume)
         log(f"Run folder: {run_dir}  (MLflow store: {tracker.tracking_uri})")
         log_recipe(config, log)
         return train_in(task, config, run_dir, state, tracker, dist, start, log)
@@ -158,6 +148,26 @@ def run(task, config, *, resume=False, log=print) -> TrainResult:
         lock.release()
         if created and not (run_state.checkpoint_dir(run_dir) / run_state.STATE_FILE).exists():
             remove_if_empty(run_dir)
+
+
+def folder_state(run_dir, dist, recover=False):
+    """The committed `RunState` of `run_dir` (finished by `state.recover` if `recover`)."""
+    from kerascv_suite.training import state as run_state
+
+    state = run_state.recover(run_dir) if recover else run_state.RunState.load(run_dir)
+    if not dist.is_chief:
+        state.mlflow_run_id = None  # the chief's run lives in the chief's store
+    return state
+
+
+def check_state(config, state, resume):
+    """Refuses a new run in a folder that holds one, and a resume with nothing to do."""
+    if not resume and (state.epoch > 0 or state.mlflow_run_id):
+        raise FileExistsError(f"{config.run_dir} already holds a run; resume it with "
+                              f"--resume {config.run_dir}, or choose another --run-dir.")
+    if resume and state.finished and state.epoch >= config.epochs:
+        raise ValueError(f"{config.run_dir} already finished {state.epoch} epochs; "
+                         "nothing to resume.")
 
 
 def remove_if_empty(run_dir):
