@@ -73,16 +73,6 @@ def shapes_count_option():
 BUILTIN_DATA = {"classification": "digits", "detection": "shapes", "segmentation": "shapes",
                 "keypoints": "shapes"}
 
-unknown_class_option = click.option(
-    "--unknown-class", type=click.Choice(["error", "skip"]), default=None,
-    help="Objects whose class is not in the dataset's class list: stop with an error naming "
-         "the file and entry, or skip and count them [error].")
-strict_option = click.option(
-    "--strict", is_flag=True, default=None,
-    help="Any skipped input (unreadable image, bad box, unknown class) is an error naming "
-         "the file and entry, instead of being skipped and counted.")
-
-
 def check_data(data, task, param_hint="--data"):
     """`data` is the task's built-in set or a path that exists; else `click.BadParameter`
     naming what was looked for (checked before anything is written)."""
