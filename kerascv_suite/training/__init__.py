@@ -15,7 +15,6 @@ _EXPORTS = {
     "apply_freeze": "finetune",
     "build_finetune_model": "finetune",
     "freeze_layer_names": "finetune",
-    "transfer_weights": "finetune",
     "unfreeze_all": "finetune",
     "OPTIMIZERS": "optim",
     "SCHEDULES": "optim",

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 
 def _load_source(weights, name, input_shape):
-    """The pretrained model to copy from: a saved model, or a headless build of `name`."""
+    """The pretrained model to copy from: a saved model, a catalog entry (`imagenet` or an
+    entry name, downloaded and converted once) or a headless build of `name`."""
     from kerascv_suite.models.registry import build
     from kerascv_suite.models.resolve import get_model
     from kerascv_suite.models.weights import is_mlflow_uri
+    from kerascv_suite.weights import is_catalog_weights
 
     if is_mlflow_uri(weights) or str(weights).endswith(".keras"):
         return get_model(weights)
+    if is_catalog_weights(weights):
+        return build(name, weights=weights)
     if not os.path.isfile(weights):
         raise FileNotFoundError(
             "--weights must be a .keras file, a weights file or an MLflow model URI. "
@@ -38,35 +40,14 @@ def _load_source(weights, name, input_shape):
         ) from e
 
 
-def transfer_weights(source, target) -> list[str]:
-    """Copies weights layer by layer (matched by name and weight shapes) into `target`.
-
-    Returns:
-        Names of the target layers that received weights. Layers whose shapes differ (the old
-        classifier head) keep their fresh initialization.
-    """
-    source_layers = {layer.name: layer for layer in source.layers}
-    transferred = []
-    for layer in target.layers:
-        twin = source_layers.get(layer.name)
-        if twin is None or not layer.weights:
-            continue
-        values = twin.get_weights()
-        shapes = [tuple(w.shape) for w in layer.weights]
-        if [np.shape(v) for v in values] != shapes:
-            continue
-        layer.set_weights(values)
-        transferred.append(layer.name)
-    return transferred
-
-
 def build_finetune_model(name, weights, num_classes, input_shape, **overrides):
     """Builds registry model `name` for `num_classes` and loads the backbone from `weights`.
 
     Args:
         name: registry name of the architecture.
-        weights: a `.keras` file, an MLflow model URI (`models:/name@alias`) or a weights
-            file loadable into `build(name, include_top=False)`.
+        weights: a `.keras` file, an MLflow model URI (`models:/name@alias`), a weights
+            catalog entry (`"imagenet"`, see `kcv weights list`) or a weights file loadable
+            into `build(name, include_top=False)`.
         num_classes: classes of the new dataset (the head is new).
         input_shape: `(height, width, channels)` of the new dataset.
 
@@ -77,10 +58,11 @@ def build_finetune_model(name, weights, num_classes, input_shape, **overrides):
         ValueError: no layer of the source fits the new model.
     """
     from kerascv_suite.models.registry import build
+    from kerascv_suite.models.weights import copy_matching_weights
 
     source = _load_source(weights, name, input_shape)
     model = build(name, num_classes=num_classes, input_shape=input_shape, **overrides)
-    transferred = transfer_weights(source, model)
+    transferred = copy_matching_weights(source, model)
     if not transferred:
         raise ValueError(
             f"No layer of {weights!r} matches {name!r} by name and shape; is it the same "
