@@ -32,6 +32,7 @@ from kerascv_suite.apps import models_cmd
 from kerascv_suite.apps import segment_cmd
 from kerascv_suite.apps import train_cmd
 from kerascv_suite.apps import ui_cmd
+from kerascv_suite.apps import weights_cmd
 from kerascv_suite.apps.errors import debug_enabled, to_click_error
 
 # Read by the C++ libraries when they load: TensorFlow/XLA (3: fatal only), gRPC, glog.
@@ -135,6 +136,10 @@ class KcvGroup(click.Group):
             raise
         except KeyboardInterrupt:
             raise click.Abort() from None
+        except BrokenPipeError:
+            # The reader went away (`kcv weights list | head`): stop quietly, as `ls` does.
+            sys.stdout = open(os.devnull, "w")
+            raise click.exceptions.Exit(141) from None
         except Exception as error:  # noqa: BLE001 - the one place errors are shown
             if debug:
                 click.echo(traceback.format_exc(), err=True, nl=False)
@@ -159,6 +164,7 @@ def main(debug, verbose):
 
 _MODULES = (
     models_cmd,
+    weights_cmd,
     data_cmd,
     evaluate_cmd,
     evaluate_detections_cmd,

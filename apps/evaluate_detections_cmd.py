@@ -62,8 +62,9 @@ def _voc_metrics(ground_truth, detections):
 def evaluate_detections_command(ground_truth, detections, output_format, voc, iou_type):
     """Score COCO-format DETECTIONS.json against a COCO ground truth GT.json.
 
-    Prints the 12 COCO box statistics in pycocotools' order (AP, AP50, AP75, APs, APm, APl,
-    AR1, AR10, AR100, ARs, ARm, ARl), computed exactly as pycocotools' COCOeval.
+    Prints the 12 COCO box (or, with --iou-type segm, mask) statistics in pycocotools' order
+    (AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl), computed exactly as
+    pycocotools' COCOeval.
 
     \b
     Examples:
@@ -84,6 +85,9 @@ def evaluate_detections_command(ground_truth, detections, output_format, voc, io
         raise click.BadParameter(f"{detections} is not a COCO results list "
                                  "([{image_id, category_id, bbox, score}, ...]).",
                                  param_hint="DETECTIONS.json")
+    if voc and iou_type == "segm":
+        raise click.UsageError("--voc scores boxes (PASCAL VOC mAP@0.5 has no mask form); "
+                               "run it without --iou-type segm.")
     try:
         report = coco_evaluate(gt, results, iou_type=iou_type).as_dict()
         if voc:
