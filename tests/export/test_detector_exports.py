@@ -89,8 +89,8 @@ def test_export_gives_the_keras_detections(family, export_format):
 
     name, detector, expected, (images, proposals), paths = family
     if export_format not in paths:
-        pytest.skip(f"{name}: {export_format} is not checked for this family (R-CNN family ONNX is "
-                    "refused; R-CNN TFLite left out for CI time)")
+        pytest.skip(f"{name}: {export_format} not checked for this family (R-CNN family "
+                    "ONNX is refused; R-CNN TFLite left out for CI time)")
     assert expected["num_detections"].min() > 0, "no detections to compare"
     exported = ExportedDetector(paths[export_format])
     actual = exported.predict(images, proposals)
