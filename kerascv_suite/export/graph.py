@@ -3,10 +3,10 @@
 Detectors (`kind="detector"`): the model of the Keras inference path
 (`models.detection.Detector(...).model`: preprocessing, decode and NMS inside) traced with
 inputs `images (batch, H, W, 3)` float32 RGB 0..255 and, for Fast R-CNN and R-CNN,
-`proposals (batch, P, 4)` xyxy input pixels (P fixed at export) (selective search stays outside the graph, as in
-the papers), and outputs `boxes (batch, N, 4)` xyxy input pixels, `scores (batch, N)`,
-`classes (batch, N)` int32 (-1 padding), `num_detections (batch,)` int32. The batch (and
-the proposal count) are dynamic.
+`proposals (batch, P, 4)` xyxy input pixels, P fixed at export (selective search stays
+outside the graph, as in the papers), and outputs `boxes (batch, N, 4)` xyxy input pixels,
+`scores (batch, N)`, `classes (batch, N)` int32 (-1 padding), `num_detections (batch,)`
+int32. The batch is dynamic.
 
 Segmenters with `argmax=True` (`kind="segmenter"`): `images` -> `masks (batch, H, W)` int32
 class ids. Everything else is exported by Keras' own `model.export` (the head as it is).
