@@ -10,9 +10,9 @@ import keras
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
-    reason="detector graphs are traced with tf.function (kerascv_suite.export.graph)")
+    reason="detector graphs are traced with tf.function (kerascv_suite.export.graph)")]
 
 FORMATS = ("saved_model", "onnx", "tflite")
 SUFFIX = {"saved_model": "", "onnx": ".onnx", "tflite": ".tflite"}
