@@ -38,7 +38,13 @@ def weights_group():
 @format_option
 def list_command(pattern, output_format):
     """List catalog entries (optionally matching a glob PATTERN on the entry or model name):
-    model, source, size, published metric, and whether the file is in the local cache."""
+    model, source, size, published metric, and whether the file is in the local cache.
+
+    \b
+    Examples:
+      kcv weights list
+      kcv weights list "resnet*" --format json
+    """
     from kerascv_suite import weights
 
     entries = weights.list_entries(pattern)
@@ -69,7 +75,13 @@ def list_command(pattern, output_format):
 @click.argument("name")
 def download_command(name):
     """Download NAME (a catalog entry, or a model for its default entry) into the cache,
-    verify its hash and convert it once (torchvision entries); prints the loadable file."""
+    verify its hash and convert it once (torchvision entries); prints the loadable file.
+
+    \b
+    Examples:
+      kcv weights download resnet18
+      kcv weights download squeezenet1_1.tv_in1k
+    """
     from kerascv_suite import models
     from kerascv_suite.models.weights import pretrained_weights_file
 
@@ -92,6 +104,10 @@ def convert_command(checkpoint, model_name, out, num_classes, input_shape):
 
     OUT loads into `build(MODEL, preprocessing="torch", ...)` with the same classes and input
     size (`--weights OUT` in the training commands).
+
+    \b
+    Examples:
+      kcv weights convert resnet18-f37072fd.pth --model resnet18 --out resnet18.weights.h5
     """
     if not out.endswith(".weights.h5"):
         raise click.BadParameter(f"must end in .weights.h5. Received: {out!r}",

@@ -21,7 +21,7 @@ from kerascv_suite.apps.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 REPO_PREFIXES = ("kerascv_suite/", "benchmarks/", "tests/", "apps/", "pipelines/")
 FILE_SUFFIXES = (".keras", ".json", ".yaml", ".yml", ".jpg", ".png", ".onnx", ".tflite",
-                 ".h5", ".csv", ".txt")
+                 ".h5", ".csv", ".txt", ".pth")
 
 
 def commands(group=main, prefix=("kcv",)):
