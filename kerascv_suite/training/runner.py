@@ -71,6 +71,21 @@ def check_backend(backend):
     os.environ["KERAS_BACKEND"] = backend
 
 
+def keep_gpus_for_keras():
+    """Under jax or torch, hides the GPUs from TensorFlow (which only runs the tf.data input
+    pipeline there): otherwise it would start CUDA beside the backend and reserve most of
+    the GPU's memory. Does nothing under tensorflow or without GPUs."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        return
+    import tensorflow as tf
+
+    with contextlib.suppress(RuntimeError, ValueError):  # devices already initialized
+        if tf.config.list_physical_devices("GPU"):
+            tf.config.set_visible_devices([], "GPU")
+
+
 def worker_scratch(config, resume, log):
     """A non-chief worker of multi-worker training writes nothing the user sees: it trains
     in a scratch copy of the run folder, with a scratch MLflow store and no registration,
@@ -109,6 +124,7 @@ def run(task, config, *, resume=False, log=print) -> TrainResult:
         RunFolderInUse: a live process trains the run folder (a `FileExistsError`).
     """
     check_backend(config.backend)
+    keep_gpus_for_keras()
     from kerascv_suite.training import state as run_state
     from kerascv_suite.training.distribute import make_distribution
     from kerascv_suite.training.run_lock import RunLock
@@ -124,12 +140,12 @@ def run(task, config, *, resume=False, log=print) -> TrainResult:
         # run that was not asked to resume.
         RunLock(config.run_dir).check()
         check_state(config, folder_state(config.run_dir, dist), resume)
-    # Probe the tracking store first: a dead server must not cost a training run.
-    tracker = Tracker(config.tracking_uri, config.experiment)
-    created = not config.run_dir
+    # The folders this run creates (the run folder, maybe its project folders), removed again
+    # if a failure leaves them empty.
+    target = Path(config.run_dir or config.project).absolute()
+    existing = next(p for p in (target, *target.parents) if p.exists())
     run_dir = Path(config.run_dir) if config.run_dir else run_state.next_run_dir(
         config.project, config.name or config.model)
-    created = created or not run_dir.exists()
     config.run_dir = str(run_dir)
     lock = RunLock(run_dir).acquire()
     try:
@@ -141,13 +157,22 @@ def run(task, config, *, resume=False, log=print) -> TrainResult:
         # temporary files removed.
         state = folder_state(run_dir, dist, recover=resume)
         check_state(config, state, resume)
+        # The data is read and checked before anything else is written (a data error leaves
+        # no run folder and no MLflow store behind); then the tracking store is probed: a
+        # dead server must not cost a training run.
+        data = load_checked_data(task, config, run_dir, log)
+        try:
+            tracker = Tracker(config.tracking_uri, config.experiment)
+        except BaseException:
+            data.close()
+            raise
         log(f"Run folder: {run_dir}  (MLflow store: {tracker.tracking_uri})")
         log_recipe(config, log)
-        return train_in(task, config, run_dir, state, tracker, dist, start, log)
+        return train_in(task, config, run_dir, state, data, tracker, dist, start, log)
     finally:
         lock.release()
-        if created and not (run_state.checkpoint_dir(run_dir) / run_state.STATE_FILE).exists():
-            remove_if_empty(run_dir)
+        if not (run_state.checkpoint_dir(run_dir) / run_state.STATE_FILE).exists():
+            remove_if_empty(run_dir, up_to=existing)
 
 
 def folder_state(run_dir, dist, recover=False):
@@ -170,18 +195,22 @@ def check_state(config, state, resume):
                          "nothing to resume.")
 
 
-def remove_if_empty(run_dir):
-    """Removes a run folder this run created when a failure left nothing in it."""
-    with contextlib.suppress(OSError):
-        run_dir.rmdir()
+def remove_if_empty(run_dir, up_to):
+    """Removes `run_dir` and its parents below `up_to` (the folder that existed before the
+    run) when a failure left them empty; a folder with anything in it stays."""
+    folder = Path(run_dir).absolute()
+    while folder != up_to and up_to in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
 
 
-def train_in(task, config, run_dir, state, tracker, dist, start, log) -> TrainResult:
-    """The body of `run`, in the locked run folder `run_dir`."""
-    from kerascv_suite.training import state as run_state
-    from kerascv_suite.training.distribute import distribution_scope
-    from kerascv_suite.training.engine import fit
-
+def load_checked_data(task, config, run_dir, log):
+    """`task.load_data` under the run's precision policy and seed, with what it skipped
+    said: counts per split and reason in the console (`data.skips`, the reasons of
+    `kcv data check`)."""
     import keras
 
     if config.mixed_precision:
@@ -189,6 +218,25 @@ def train_in(task, config, run_dir, state, tracker, dist, start, log) -> TrainRe
     keras.utils.set_random_seed(config.seed)
     data = task.load_data(config, run_dir, log)
     log(f"Data: {data.describe()}")
+    for line in data.skips.lines():
+        log(line)
+    return data
+
+
+def report_skips(data, run_dir, tracker):
+    """Writes `skipped.txt` in the run folder and logs the skip counts to MLflow (again at
+    the end: skips found while training or evaluating are added to `data.skips`)."""
+    if data.skips.total:
+        data.skips.write(Path(run_dir) / "skipped.txt")
+    tracker.log_metrics(data.skips.metrics())
+
+
+def train_in(task, config, run_dir, state, data, tracker, dist, start, log) -> TrainResult:
+    """The body of `run`, in the locked run folder `run_dir`, on the loaded `data`."""
+    from kerascv_suite.training import state as run_state
+    from kerascv_suite.training.distribute import distribution_scope
+    from kerascv_suite.training.engine import fit
+
     run_state.atomic_write_text(run_dir / "config.yaml", config.to_yaml())
 
     try:
@@ -205,6 +253,7 @@ def train_in(task, config, run_dir, state, tracker, dist, start, log) -> TrainRe
                 tracker.log_missing_epochs(state.history)
                 log(f"Resuming {run_dir} after epoch {state.epoch} "
                     f"(MLflow run {state.mlflow_run_id}).")
+            report_skips(data, run_dir, tracker)
             data.train_loader.set_epoch(state.epoch)
             outcome = fit(model, data.train, val_data=data.val, epochs=config.epochs,
                           run_dir=run_dir, state=state, second_phase=second_phase,
@@ -416,6 +465,11 @@ def finalize(task, config, data, state, run_dir, tracker, log=print):
     test_metrics = evaluation.prefixed("test_")
     tracker.log_metrics(test_metrics)
     log(f"Test: {evaluation.summary} ({best.name})")
+    report_skips(data, run_dir, tracker)
+    if data.skips.total:
+        for line in data.skips.lines():
+            log(line)
+        tracker.log_artifact(Path(run_dir) / "skipped.txt")
     paths = task.write_report(evaluation, model, config, data, state.history,
                               Path(run_dir) / "plots")
     for path in paths:

@@ -188,18 +188,22 @@ def system_info() -> dict:
 
 def _device_description(backend):
     try:
+        # The accelerator's model name ("cuda:0 NVIDIA H200"), not just its index.
         if backend == "jax":
             import jax
 
-            return ", ".join(str(d) for d in jax.devices())
+            return ", ".join(f"{d.platform}:{d.id} {d.device_kind}" for d in jax.devices())
         if backend == "torch":
             import torch
 
-            return "cuda" if torch.cuda.is_available() else "cpu"
+            return ", ".join(f"cuda:{i} {torch.cuda.get_device_name(i)}"
+                             for i in range(torch.cuda.device_count())) or "cpu"
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
-        return ", ".join(d.name for d in gpus) if gpus else "cpu"
+        return ", ".join(
+            f"{d.name} {tf.config.experimental.get_device_details(d).get('device_name', '')}"
+            .strip() for d in gpus) or "cpu"
     except Exception as e:  # noqa: BLE001  (a description only; never fail a run over it)
         return f"unknown ({type(e).__name__})"
 

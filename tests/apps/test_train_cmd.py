@@ -108,3 +108,31 @@ def test_options_of_another_task_are_one_line_errors(workdir):
         " ".join(result.output.split())
     result = CliRunner().invoke(main, ["train-segmenter", "--model", "ssd300"])
     assert result.exit_code == 2 and "ssd300 is a detection model" in result.output
+
+
+def test_skips_are_counted_in_the_console_the_run_folder_and_mlflow(workdir):
+    """A user's class folders with a zero-byte file and a truncated JPEG: the run trains on
+    the rest and says what it skipped, in skipped.txt and as MLflow metrics."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for name in ("zero", "one"):
+        folder = workdir / "digits" / name
+        folder.mkdir(parents=True)
+        for i in range(8):
+            cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 255, (32, 32), np.uint8))
+    (workdir / "digits" / "zero" / "empty.png").write_bytes(b"")
+    ok, jpeg = cv2.imencode(".jpg", rng.integers(0, 255, (32, 32), np.uint8))
+    (workdir / "digits" / "one" / "cut.jpg").write_bytes(jpeg.tobytes()[:200])
+    result = _invoke("--model", "lenet5", "--data", str(workdir / "digits"), "--epochs", "1",
+                     "--workers", "0", "--run-dir", "run")
+    assert result.exit_code == 0, result.output
+    assert "Skipped or repaired 2 entries" in result.output, result.output
+    listed = (workdir / "run" / "skipped.txt").read_text()
+    assert "empty.png" in listed and "cut.jpg" in listed
+    client = MlflowClient()
+    [run] = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    skipped = {k: v for k, v in run.data.metrics.items() if k.startswith("skipped_")}
+    assert sum(v for k, v in skipped.items() if k.count("_") == 1) == 2, skipped
+    assert any(a.path == "skipped.txt" for a in client.list_artifacts(run.info.run_id))
