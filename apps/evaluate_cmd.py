@@ -41,11 +41,16 @@ BACKENDS = ("tensorflow", "jax", "torch")
 @click.option("--shapes-count", type=click.IntRange(min=1), default=None,
               help="Detectors: images in the built-in shapes split [160, as kcv "
                    "train-detector's].")
+@click.option("--unknown-class", type=click.Choice(("error", "skip")), default="error",
+              show_default=True,
+              help="Detectors and segmenters: objects whose class is not in the data's class "
+                   "list stop the evaluation naming the file and entry, or are skipped and "
+                   "counted.")
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
               help="Keras backend (sets KERAS_BACKEND before Keras is imported).")
 def evaluate_command(models, data, data_format, split, tta, batch_size, image_size, out,
                      output_format, score_threshold, iou_threshold, max_detections,
-                     shapes_count, backend):
+                     shapes_count, unknown_class, backend):
     """Evaluate one classifier, or an ensemble of several, on a labelled split; or one
     detector (COCO's 12 statistics, VOC07 and VOC10+ mAP@0.5, PR curves per class).
 
@@ -66,7 +71,7 @@ def evaluate_command(models, data, data_format, split, tta, batch_size, image_si
     task, model = _single_model(models)
     if task == "segmentation":
         _evaluate_segmenter(model, models[0], data or "shapes", data_format, split,
-                            batch_size, output_format, shapes_count)
+                            batch_size, output_format, shapes_count, unknown_class)
         return
     detector = model if task == "detection" else None
     detector_options = {"--data-format": data_format, "--score-threshold": score_threshold,
@@ -78,8 +83,10 @@ def evaluate_command(models, data, data_format, split, tta, batch_size, image_si
                                    f"Received: --tta {tta}")
         _evaluate_detector(detector, models[0], data or "shapes", data_format, split,
                            batch_size, out, output_format, score_threshold, iou_threshold,
-                           max_detections, shapes_count)
+                           max_detections, shapes_count, unknown_class)
         return
+    if unknown_class != "error":
+        detector_options["--unknown-class"] = unknown_class
     given = [name for name, value in detector_options.items() if value is not None]
     if given:
         raise click.UsageError(f"{', '.join(given)} apply to detectors; "
@@ -102,13 +109,14 @@ def evaluate_command(models, data, data_format, split, tta, batch_size, image_si
 
 
 def _evaluate_segmenter(model, ref, data, data_format, split, batch_size, output_format,
-                        shapes_count):
+                        shapes_count, unknown_class):
     from kerascv_suite.pipelines.evaluate_segmentation import evaluate_model
 
     try:
         report = evaluate_model(model, data, data_format, split, batch_size,
                                 shapes_count=shapes_count or 160,
-                                log=lambda m: click.echo(m, err=True))
+                                log=lambda m: click.echo(m, err=True),
+                                unknown_class=unknown_class)
     except FileNotFoundError as e:
         raise click.BadParameter(str(e), param_hint="--data") from e
     except ValueError as e:
@@ -145,14 +153,15 @@ def _single_model(models):
 
 
 def _evaluate_detector(model, ref, data, data_format, split, batch_size, out, output_format,
-                       score_threshold, iou_threshold, max_detections, shapes_count):
+                       score_threshold, iou_threshold, max_detections, shapes_count,
+                       unknown_class):
     from kerascv_suite.pipelines import evaluate_detector as pipeline
 
     try:
         config = pipeline.DetectorEvalConfig(
             ref, data=data, format=data_format, split=split, batch_size=batch_size, out=out,
             score_threshold=score_threshold, iou_threshold=iou_threshold,
-            max_detections=max_detections,
+            max_detections=max_detections, unknown_class=unknown_class,
             shapes_count=shapes_count or pipeline.SHAPES_COUNT)
         result = pipeline.run(config, model=model, log=lambda m: click.echo(m, err=True))
     except FileNotFoundError as e:

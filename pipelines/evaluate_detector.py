@@ -45,6 +45,8 @@ class DetectorEvalConfig:
             `kcv train-detector`'s shapes data, so its test split is the one trained for).
         max_proposals: selective-search proposals per image (Fast R-CNN, R-CNN); None
             keeps the detector's (what it was trained with).
+        unknown_class: `"error"` (an annotated class outside the class list stops, naming
+            the file and entry) or `"skip"` (the object is skipped and counted).
     """
 
     model: str
@@ -58,6 +60,7 @@ class DetectorEvalConfig:
     max_detections: int | None = None
     shapes_count: int = SHAPES_COUNT
     seed: int = 0
+    unknown_class: str = "error"
     max_proposals: int | None = None
 
     def __post_init__(self):
@@ -116,6 +119,7 @@ def load_split(config, size):
     """The dataset to evaluate (a `kerascv_suite.data.Dataset`)."""
     from kerascv_suite.data import list_splits, make_shapes, read_dataset
     from kerascv_suite.data.splits import check_folder, detect_format
+    from kerascv_suite.tasks.detection import reader_options
 
     if config.data == "shapes":
         return make_shapes(config.shapes_count, size, seed=config.seed, split=config.split)
@@ -125,7 +129,8 @@ def load_split(config, size):
     if splits and config.split not in splits:
         raise ValueError(f"{root} has no split {config.split!r}; it has {splits}. "
                          f"Received: split={config.split!r}")
-    return read_dataset(root, fmt, config.split if splits else None)
+    return read_dataset(root, fmt, config.split if splits else None,
+                        **reader_options(fmt, "detection", config))
 
 
 def check_classes(detector_classes, model_names, dataset, data):

@@ -96,11 +96,14 @@ def evaluate_folders(gt_folder, pred_folder, num_classes, ignore_index=255):
     )
 
 
-def load_split(data, format, split, size, shapes_count=160, seed=0):
+def load_split(data, format, split, size, shapes_count=160, seed=0, unknown_class="error"):
     """The labelled split a segmenter is evaluated on: the built-in shapes test split
     (generated at the model's input size, as `kcv train` generated it) or a folder's."""
+    from types import SimpleNamespace
+
     from kerascv_suite.data import list_splits, make_shapes, read_dataset
     from kerascv_suite.data.splits import check_folder, detect_format
+    from kerascv_suite.tasks.detection import reader_options
 
     if data == "shapes":
         return make_shapes(shapes_count, size[0], seed=seed, split=split)
@@ -110,11 +113,12 @@ def load_split(data, format, split, size, shapes_count=160, seed=0):
     if splits and split not in splits:
         raise ValueError(f"{root} has no split {split!r}; it has {splits}. "
                          f"Received: split={split!r}")
-    return read_dataset(root, fmt, split if splits else None)
+    options = reader_options(fmt, "segmentation", SimpleNamespace(unknown_class=unknown_class))
+    return read_dataset(root, fmt, split if splits else None, **options)
 
 
 def evaluate_model(model, data="shapes", format=None, split="test", batch_size=8,
-                   shapes_count=160, seed=0, log=print):
+                   shapes_count=160, seed=0, log=print, unknown_class="error"):
     """Scores a segmenter on a labelled split with the segmentation task's one evaluation
     path (`kerascv_suite.tasks.segmentation.evaluate_segmenter`, the code that scores the
     test split at the end of training): mIoU, pixel accuracy and per-class IoU in each
@@ -129,7 +133,7 @@ def evaluate_model(model, data="shapes", format=None, split="test", batch_size=8
     from kerascv_suite.tasks.segmentation import evaluate_segmenter
 
     size = tuple(model.inputs[0].shape[1:3])
-    dataset = load_split(data, format, split, size, shapes_count, seed)
+    dataset = load_split(data, format, split, size, shapes_count, seed, unknown_class)
     names = list(dataset.mask_class_names)
     if model.output_shape[-1] != len(names):
         raise ValueError(f"The segmenter predicts {model.output_shape[-1]} classes "

@@ -117,3 +117,22 @@ def test_options_of_the_other_task_are_refused(tmp_path):
     assert "--data-format" in result.output
     result = _invoke("--model", _yolo(tmp_path, 3), "--data", tmp_path / "missing", code=2)
     assert "missing" in result.output
+
+
+def test_unknown_class_is_an_error_naming_the_entry_or_a_counted_skip(tmp_path):
+    from kerascv_suite.data import write_dataset
+
+    root = tmp_path / "voc"
+    write_dataset(make_shapes(4, 64, seed=0, split="test"), root, "voc", split="test")
+    xml = sorted((root / "Annotations").glob("*.xml"))[0]
+    text = xml.read_text()
+    first = text.index("<name>") + len("<name>")
+    xml.write_text(text[:first] + "hexagon" + text[text.index("</name>", first):])
+    model = _yolo(tmp_path, 3)
+    refused = _invoke("--model", model, "--data", root, "--split", "test", code=2)
+    assert "hexagon" in refused.output and xml.name in refused.output
+    assert "--unknown-class skip" in refused.output and "Traceback" not in refused.output
+    skipped = _invoke("--model", model, "--data", root, "--split", "test",
+                      "--unknown-class", "skip", "--format", "json")
+    assert json.loads(skipped.stdout)["images"] == 4
+    assert "hexagon" in skipped.stderr and "test" in skipped.stderr
