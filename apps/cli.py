@@ -35,8 +35,10 @@ from kerascv_suite.apps import ui_cmd
 from kerascv_suite.apps import weights_cmd
 from kerascv_suite.apps.errors import debug_enabled, to_click_error
 
-# Read by the C++ libraries when they load: TensorFlow/XLA (3: fatal only), gRPC, glog.
-QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR", "GLOG_minloglevel": "3"}
+# Read by the C++ libraries when they load: TensorFlow/XLA (3: fatal only), gRPC, glog; and
+# by MLflow when it configures its loggers ("Creating initial MLflow database tables...").
+QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR", "GLOG_minloglevel": "3",
+             "MLFLOW_LOGGING_LEVEL": "WARNING"}
 # Imported with file descriptor 2 on /dev/null: absl writes "All log messages before
 # absl::InitializeLog()" and the cudart_stub lines while the library loads, before any log
 # level applies (TF_CPP_MIN_LOG_LEVEL does not reach them).
