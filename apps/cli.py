@@ -145,7 +145,10 @@ class KcvGroup(click.Group):
         except Exception as error:  # noqa: BLE001 - the one place errors are shown
             if debug:
                 click.echo(traceback.format_exc(), err=True, nl=False)
-            raise to_click_error(error) from error
+            command = self.get_command(ctx, ctx.invoked_subcommand or "")
+            data_option = command is not None and any(
+                "--data" in getattr(p, "opts", ()) for p in command.params)
+            raise to_click_error(error, data_option) from error
 
 
 @click.group(cls=KcvGroup, context_settings={"help_option_names": ["-h", "--help"]})

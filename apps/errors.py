@@ -34,16 +34,19 @@ def one_line(text):
     return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
-def to_click_error(error):
-    """The `click.ClickException` to show for `error` (any exception but click's own)."""
+def to_click_error(error, data_option=True):
+    """The `click.ClickException` to show for `error` (any exception but click's own).
+
+    `data_option`: the failed command reads a dataset given by `--data` (a data error's hint
+    names it); False for commands that take folders of images as arguments."""
     for check, convert in _CONVERTERS:
         if check(error):
-            return convert(error)
+            return _data_error(error, data_option) if convert is _data_error else convert(error)
     return click.ClickException(
         one_line(f"{type(error).__name__}: {error}") + f" ({DEBUG_HINT})")
 
 
-def _data_error(error):
+def _data_error(error, data_option=True):
     from kerascv_suite.data.errors import AnnotationError, BadImageError, UnsafePathError
 
     text = one_line(error)
@@ -56,9 +59,11 @@ def _data_error(error):
     elif isinstance(error, BadImageError):
         hint = ("replace or remove the file (`kcv data check PATH --format FMT` lists every "
                 "unreadable image)")
-    else:
+    elif data_option:
         hint = ("check the folder given to --data (and --format); `kcv data check PATH "
                 "--format FMT` reads it and lists every problem")
+    else:
+        return InputError(text)
     if "--" in text or "`kcv " in text:  # the library already says what to do
         return InputError(text)
     return InputError(f"{text}; {hint}")
