@@ -18,6 +18,7 @@ import importlib.machinery
 import os
 import sys
 import traceback
+import warnings
 
 import click
 
@@ -165,6 +166,14 @@ def main(debug, verbose):
     """
     if verbose:
         STARTUP.restore()
+    else:
+        warnings.formatwarning = one_line_warning
+
+
+def one_line_warning(message, category, filename, lineno, line=None):
+    """A warning on the console as `Warning: message` (no file, line or source), the way
+    errors are shown; `--verbose` keeps Python's format."""
+    return f"Warning: {message}\n"
 
 
 _MODULES = (
