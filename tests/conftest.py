@@ -1,9 +1,16 @@
 """Shared fixtures. The backend comes from KERAS_BACKEND; tests/run_matrix.py runs all three."""
 
 import os
+import runpy
+from pathlib import Path
 
 import keras
 import pytest
+
+# ../shared beside the repository: tools/torchvision_cpu loads torchvision (a test reference
+# only) on the project's CPU torch build.
+TORCHVISION_LOADER = Path(__file__).resolve().parents[2] / "shared" / "tools" / \
+    "torchvision_cpu" / "load.py"
 
 
 def pytest_report_header(config):
@@ -28,3 +35,20 @@ def pytest_configure(config):
         raise pytest.UsageError(
             f"KERAS_BACKEND={expected} but keras runs {keras.backend.backend()}"
         )
+
+
+@pytest.fixture(scope="session")
+def torchvision():
+    """torchvision 0.28 on the CPU torch, through the shared loader (see its README); a
+    reference for NMS, RoIAlign and weight conversion. CI fails rather than skips without it."""
+    if not TORCHVISION_LOADER.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs need {TORCHVISION_LOADER} beside the repository")
+        pytest.skip(f"no {TORCHVISION_LOADER} (the torchvision reference loader)")
+    try:
+        return runpy.run_path(str(TORCHVISION_LOADER))["torchvision"]
+    except ImportError as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"torchvision is not installed ({error}): "
+                    "pip install torchvision==0.28.0 --no-deps")

@@ -1,8 +1,5 @@
 """batched_nms against a plain numpy greedy NMS on random cases, plus hand cases."""
 
-import os
-import runpy
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -15,8 +12,6 @@ from kerascv_suite.models.detection.detection_output import DetectionDecoder
 from kerascv_suite.models.detection.proposals import clip_boxes, detect, generate_proposals
 
 pytestmark = pytest.mark.backend
-
-SHARED = Path(__file__).parents[2].parent / "shared"
 
 
 def _iou(box, boxes):
@@ -307,26 +302,10 @@ def test_blockwise_runs_inside_a_compiled_graph():
     _check(out, boxes, scores, classes, expected, 120)
 
 
-def _torchvision():
-    if not (SHARED / "tools" / "torchvision_cpu" / "load.py").exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI runs need {SHARED}/tools/torchvision_cpu beside the repository")
-        pytest.skip(f"no {SHARED}/tools/torchvision_cpu (the torchvision reference loader)")
-    try:
-        return runpy.run_path(str(SHARED / "tools" / "torchvision_cpu" / "load.py"))[
-            "torchvision"]
-    except ImportError as error:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"torchvision is not installed ({error}): "
-                    "pip install torchvision==0.28.0 --no-deps")
-
-
 @pytest.mark.parametrize("num_classes", [1, 80])
-def test_same_kept_indices_as_torchvision(num_classes):
+def test_same_kept_indices_as_torchvision(num_classes, torchvision):
     import torch
 
-    torchvision = _torchvision()
     rng = np.random.default_rng(num_classes)
     boxes, scores, classes = _coco_case(rng, 2, 1500, num_classes=num_classes, pairs=0)
     out = batched_nms(boxes, scores, classes, iou_threshold=0.6, score_threshold=0.1,

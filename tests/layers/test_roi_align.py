@@ -2,9 +2,6 @@
 torchvision.ops.roi_align itself at Mask R-CNN's 14x14 (He et al., 2017: sampling ratio 2)."""
 
 import math
-import os
-import runpy
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +11,6 @@ from kerascv_suite.layers import RoIAlign
 from kerascv_suite.testing import run_layer_test
 
 pytestmark = pytest.mark.backend
-
-SHARED = Path(__file__).parents[2].parent / "shared"
 
 
 def _bilinear(fmap, y, x):
@@ -94,24 +89,8 @@ def test_constant_map_gives_constant_bins_inside():
     assert math.isclose(float(ops.convert_to_numpy(out).mean()), 3.0, rel_tol=1e-6)
 
 
-def _torchvision():
-    loader = SHARED / "tools" / "torchvision_cpu" / "load.py"
-    if not loader.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI runs need {loader} beside the repository")
-        pytest.skip(f"no {loader} (the torchvision reference loader)")
-    try:
-        return runpy.run_path(str(loader))["torchvision"]
-    except ImportError as error:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"torchvision is not installed ({error}): "
-                    "pip install torchvision==0.28.0 --no-deps")
-
-
 @pytest.mark.parametrize("aligned", [False, True])
-def test_mask_rcnn_14x14_matches_torchvision_roi_align(aligned):
-    torchvision = _torchvision()
+def test_mask_rcnn_14x14_matches_torchvision_roi_align(aligned, torchvision):
     import torch
 
     rng = np.random.default_rng(14)

@@ -4,9 +4,7 @@ files with a catalog pointing at it."""
 import functools
 import http.server
 import os
-import runpy
 import threading
-from pathlib import Path
 
 import pytest
 import yaml
@@ -14,24 +12,6 @@ import yaml
 from kerascv_suite import weights
 from tests.weights.helpers import randomize
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-LOADER = SHARED / "tools" / "torchvision_cpu" / "load.py"
-
-
-@pytest.fixture(scope="session")
-def torchvision():
-    """torchvision 0.28 on the CPU torch (through the shared loader; see its README)."""
-    if not LOADER.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI runs need {LOADER} beside the repository")
-        pytest.skip(f"no {LOADER} (the torchvision reference loader)")
-    try:
-        return runpy.run_path(str(LOADER))["torchvision"]
-    except ImportError as error:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"torchvision is not installed ({error}): "
-                    "pip install torchvision==0.28.0 --no-deps")
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
