@@ -1,5 +1,6 @@
 """Shared fixtures. The backend comes from KERAS_BACKEND; tests/run_matrix.py runs all three."""
 
+import gc
 import os
 import runpy
 from pathlib import Path
@@ -17,11 +18,22 @@ def pytest_report_header(config):
     return f"keras {keras.__version__}, backend {keras.backend.backend()}"
 
 
+# A full garbage collection after every test (clear_session's default) costs 0.3-1 s each
+# once TensorFlow and a few models are in memory: most of a fast test's time. Collect every
+# GC_EVERY tests instead; Python's own collector runs in between as always.
+GC_EVERY = 25
+_tests_since_gc = [0]
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_clear():
     keras.utils.set_random_seed(0)
     yield
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)
+    _tests_since_gc[0] += 1
+    if _tests_since_gc[0] >= GC_EVERY:
+        _tests_since_gc[0] = 0
+        gc.collect()
 
 
 @pytest.fixture
