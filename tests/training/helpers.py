@@ -3,6 +3,7 @@
 import socket
 
 import cv2
+import keras
 import numpy as np
 
 COLORS = ((230, 40, 40), (40, 200, 40), (40, 40, 230))
@@ -26,3 +27,21 @@ def closed_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class SeparableBatches(keras.utils.PyDataset):
+    """`steps` batches of `batch` rows of a separable 2-class problem (4 features)."""
+
+    def __init__(self, batch=8, steps=4):
+        super().__init__()
+        rng = np.random.default_rng(0)
+        self.batch, self.steps = batch, steps
+        self.y = rng.integers(0, 2, batch * steps)
+        self.x = (rng.normal(size=(batch * steps, 4)) + 2.0 * self.y[:, None]).astype("float32")
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, i):
+        rows = slice(i * self.batch, (i + 1) * self.batch)
+        return self.x[rows], self.y[rows]

@@ -11,31 +11,15 @@ import csv
 import shutil
 
 import keras
-import numpy as np
 import pytest
 
 from kerascv_suite.training import engine
 from kerascv_suite.training import state as run_state
 from kerascv_suite.training.state import (BEST, LAST, EpochCommit, RunState, checkpoint_dir,
                                           recover, stale_temp_files)
+from tests.training.helpers import SeparableBatches
 
-BATCH, STEPS, EPOCHS = 8, 4, 3
-
-
-class Batches(keras.utils.PyDataset):
-    """4 batches of a separable 2-class problem."""
-
-    def __init__(self):
-        super().__init__()
-        rng = np.random.default_rng(0)
-        self.y = rng.integers(0, 2, BATCH * STEPS)
-        self.x = (rng.normal(size=(BATCH * STEPS, 4)) + 2.0 * self.y[:, None]).astype("float32")
-
-    def __len__(self):
-        return STEPS
-
-    def __getitem__(self, i):
-        return self.x[i * BATCH:(i + 1) * BATCH], self.y[i * BATCH:(i + 1) * BATCH]
+STEPS, EPOCHS = 4, 3  # SeparableBatches' batches per epoch, epochs
 
 
 def make_model():
@@ -77,7 +61,7 @@ def killed_copies(tmp_path, monkeypatch):
     monkeypatch.setattr(run_state, "fault_point", snapshot)
     # monitor "loss" in mode "min": every epoch of this problem improves, so best.keras is
     # written in each one.
-    engine.fit(make_model(), Batches(), epochs=EPOCHS, run_dir=run_dir, state=RunState(),
+    engine.fit(make_model(), SeparableBatches(), epochs=EPOCHS, run_dir=run_dir, state=RunState(),
                monitor="loss", mode="min", verbose=0)
     recording[0] = False
     return run_dir, copies
@@ -110,7 +94,7 @@ def test_resuming_a_killed_copy_equals_the_uninterrupted_run(killed_copies, name
     copy = copies[name]
     state = recover(copy)
     model = keras.saving.load_model(checkpoint_dir(copy) / LAST)
-    engine.fit(model, Batches(), epochs=EPOCHS, run_dir=copy, state=state, monitor="loss",
+    engine.fit(model, SeparableBatches(), epochs=EPOCHS, run_dir=copy, state=state, monitor="loss",
                mode="min", verbose=0)
     assert int(model.optimizer.iterations) == EPOCHS * STEPS
     resumed, full = rows(copy), rows(run_dir)

@@ -9,27 +9,12 @@ import pytest
 from kerascv_suite.training import engine
 from kerascv_suite.training.errors import TrainingDiverged
 from kerascv_suite.training.state import RunState, atomic_write_text, latest_run_dir
+from tests.training.helpers import SeparableBatches
 
 # Checkpoints carry optimizer state and NaN detection reads backend tensors: every backend.
 pytestmark = pytest.mark.backend
 
-BATCH, STEPS = 8, 4
-
-
-class _Batches(keras.utils.PyDataset):
-    """4 batches of a separable 2-class problem."""
-
-    def __init__(self):
-        super().__init__()
-        rng = np.random.default_rng(0)
-        self.y = rng.integers(0, 2, BATCH * STEPS)
-        self.x = (rng.normal(size=(BATCH * STEPS, 4)) + 2.0 * self.y[:, None]).astype("float32")
-
-    def __len__(self):
-        return STEPS
-
-    def __getitem__(self, i):
-        return self.x[i * BATCH:(i + 1) * BATCH], self.y[i * BATCH:(i + 1) * BATCH]
+STEPS = 4  # SeparableBatches' batches per epoch
 
 
 class _Poison(keras.callbacks.Callback):
@@ -80,8 +65,8 @@ def test_checkpoints_every_epoch_and_resumes_where_it_stopped(tmp_path):
     state = RunState()
     model = _model()
     with pytest.raises(KeyboardInterrupt):
-        engine.fit(model, _Batches(), val_data=_Batches(), epochs=4, run_dir=tmp_path,
-                   state=state, callbacks=[_Interrupt(2)], verbose=0)
+        engine.fit(model, SeparableBatches(), val_data=SeparableBatches(), epochs=4,
+                   run_dir=tmp_path, state=state, callbacks=[_Interrupt(2)], verbose=0)
     saved = RunState.load(tmp_path)
     assert saved.epoch == 2 and [r["epoch"] for r in saved.history] == [1, 2]
     assert (tmp_path / "checkpoints" / "best.keras").is_file()
@@ -90,8 +75,8 @@ def test_checkpoints_every_epoch_and_resumes_where_it_stopped(tmp_path):
     # The optimizer state travels inside the .keras file.
     assert int(resumed.optimizer.iterations) == 2 * STEPS
     logged = []
-    outcome = engine.fit(resumed, _Batches(), val_data=_Batches(), epochs=4, run_dir=tmp_path,
-                         state=saved, on_epoch=logged.append, verbose=0)
+    outcome = engine.fit(resumed, SeparableBatches(), val_data=SeparableBatches(), epochs=4,
+                         run_dir=tmp_path, state=saved, on_epoch=logged.append, verbose=0)
     assert outcome == "completed"
     assert [row["epoch"] for row in logged] == [3, 4]
     assert [int(r["epoch"]) for r in _rows(tmp_path)] == [1, 2, 3, 4]
@@ -105,7 +90,7 @@ def test_nan_loss_stops_naming_epoch_and_batch_and_keeps_last_good_checkpoint(tm
     model = _model()
     with pytest.raises(TrainingDiverged, match=r"epoch 2, batch 1.*last good checkpoint.*"
                                                r"last\.keras \(epoch 1\)"):
-        engine.fit(model, _Batches(), epochs=4, run_dir=tmp_path, state=state,
+        engine.fit(model, SeparableBatches(), epochs=4, run_dir=tmp_path, state=state,
                    monitor="accuracy", callbacks=[_Poison(1, 1)], verbose=0)
     saved = RunState.load(tmp_path)
     assert saved.epoch == 1
@@ -116,7 +101,7 @@ def test_nan_loss_stops_naming_epoch_and_batch_and_keeps_last_good_checkpoint(tm
 
 def test_nan_in_first_epoch_says_there_is_no_checkpoint(tmp_path):
     with pytest.raises(TrainingDiverged, match="epoch 1, batch 0.*no checkpoint"):
-        engine.fit(_model(), _Batches(), epochs=2, run_dir=tmp_path, state=RunState(),
+        engine.fit(_model(), SeparableBatches(), epochs=2, run_dir=tmp_path, state=RunState(),
                    monitor="accuracy", callbacks=[_Poison(0, 0)], verbose=0)
     assert not (tmp_path / "checkpoints" / "last.keras").exists()
 
@@ -124,7 +109,7 @@ def test_nan_in_first_epoch_says_there_is_no_checkpoint(tmp_path):
 def test_early_stopping_counts_epochs_without_improvement(tmp_path):
     state = RunState()
     # val_loss of a converged model stops improving; patience 1 stops soon after.
-    outcome = engine.fit(_model(), _Batches(), val_data=_Batches(), epochs=40,
+    outcome = engine.fit(_model(), SeparableBatches(), val_data=SeparableBatches(), epochs=40,
                          run_dir=tmp_path, state=state, monitor="val_accuracy", patience=1,
                          verbose=0)
     assert outcome == "early_stopped"
@@ -141,7 +126,7 @@ def test_second_phase_prepares_once_at_its_epoch(tmp_path):
                       metrics=["accuracy"])
 
     state = RunState()
-    engine.fit(_model(), _Batches(), epochs=3, run_dir=tmp_path, state=state,
+    engine.fit(_model(), SeparableBatches(), epochs=3, run_dir=tmp_path, state=state,
                second_phase=(1, prepare), monitor="accuracy", verbose=0)
     assert calls == [1]
     assert state.phase == 2 and state.epoch == 3
