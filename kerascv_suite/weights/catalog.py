@@ -1,4 +1,4 @@
-"""The weights catalog: published pretrained weights as data (`catalog.yaml`).
+"""The weights catalog: published pretrained weights as data (`catalog*.yaml`).
 
 Each entry names the weights, the registry model they fit, where they are published (URL and
 hash), their size, license, the preprocessing and classes they were trained with, and the
@@ -133,8 +133,15 @@ def read_catalog(path) -> list[WeightsEntry]:
 
 @functools.lru_cache(maxsize=None)
 def _shipped_entries() -> tuple[WeightsEntry, ...]:
-    with resources.as_file(resources.files(__package__) / "catalog.yaml") as path:
-        return tuple(read_catalog(path))
+    # The shipped catalog is every `catalog*.yaml` beside this module, read in name order
+    # (`catalog.yaml`: classifiers; `catalog_<task>.yaml`: detectors and segmenters).
+    files = sorted(f for f in resources.files(__package__).iterdir()
+                   if f.name.startswith("catalog") and f.name.endswith(".yaml"))
+    found = []
+    for file in files:
+        with resources.as_file(file) as path:
+            found.extend(read_catalog(path))
+    return tuple(found)
 
 
 def entries() -> dict[str, WeightsEntry]:
