@@ -11,6 +11,9 @@ Sample contract (input and output):
     boxes:     float32 `(num_boxes, 4)`, absolute `xyxy` pixels.
     classes:   int32 `(num_boxes,)`.
     mask:      uint8 `(height, width)` class ids, 255 = ignore.
+    instance_masks: uint8 `(num_boxes, height, width)` 0/1, aligned with `boxes`: they
+               take the geometric transforms (nearest-neighbour) and are dropped with
+               their boxes; pixels an affine transform uncovers are 0 (not the instance).
     keypoints: float32 `(num_boxes, num_keypoints, 3)` as `(x, y, visibility)`.
     label:     int (classification), passed through.
 
@@ -360,6 +363,16 @@ class Augmenter:
         )
         if "mask" in sample:
             inputs["mask"] = np.asarray(sample["mask"], np.uint8)
+        instances = None
+        if "instance_masks" in sample:
+            instances = np.asarray(sample["instance_masks"], np.uint8)
+            if instances.shape != (len(boxes), height, width):
+                raise ValueError(
+                    "instance_masks must be (num_boxes, height, width) = "
+                    f"{(len(boxes), height, width)}, one per box. "
+                    f"Received: shape={instances.shape}")
+            if len(instances):
+                inputs["masks"] = instances
         keypoints = None
         if "keypoints" in sample:
             keypoints = np.asarray(sample["keypoints"], np.float32)
@@ -368,7 +381,8 @@ class Augmenter:
         result = compose(**inputs)
 
         out = {k: v for k, v in sample.items() if k not in ("image", "boxes", "classes",
-                                                             "mask", "keypoints")}
+                                                             "mask", "keypoints",
+                                                             "instance_masks")}
         out["image"] = result["image"]
         if "mask" in sample:
             out["mask"] = result["mask"]
@@ -378,7 +392,18 @@ class Augmenter:
             out["classes"] = np.asarray(result["classes"], np.int32).reshape(-1)
         if keypoints is not None:
             out["keypoints"] = self._keypoints(keypoints, result, "boxes" in sample)
+        if instances is not None:
+            out["instance_masks"] = self._instances(instances, result)
         return out
+
+    def _instances(self, instances, result):
+        out_h, out_w = result["image"].shape[:2]
+        kept = np.asarray(result["box_ids"], np.int64)
+        if not len(instances):
+            return np.zeros((0, out_h, out_w), np.uint8)
+        masks = np.asarray(result["masks"], np.uint8).reshape(-1, out_h, out_w)
+        # `== 1`: the affine fill (255, the semantic mask's ignore) is not the instance.
+        return (masks[kept] == 1).astype(np.uint8)
 
     def _keypoints(self, keypoints, result, has_boxes):
         out_h, out_w = result["image"].shape[:2]

@@ -167,6 +167,69 @@ def segmentation_to_mask(segmentation, height, width):
     raise ValueError(f"unknown segmentation type {type(segmentation).__name__}")
 
 
+def check_segmentation(segmentation, height, width):
+    """Checks a COCO `segmentation` field against its image size without rasterizing it.
+
+    Polygons must be flat lists of an even number of finite numbers; polygons of fewer
+    than 3 points are left out (pycocotools cannot rasterize them either). RLE dicts must
+    have `size == [height, width]` and counts (a list of non-negative ints, or a
+    compressed string) that add up to `height * width`.
+
+    Returns:
+        The segmentation to decode (polygons of fewer than 3 points removed), or None when
+        nothing is left (an empty list, or only degenerate polygons).
+
+    Raises:
+        ValueError: a malformed field, saying what was received.
+    """
+    if isinstance(segmentation, dict):
+        _check_rle(segmentation, height, width)
+        return segmentation
+    if not isinstance(segmentation, list):
+        raise ValueError("segmentation must be a list of polygons, an RLE dict or a list of "
+                         f"RLE dicts. Received: {type(segmentation).__name__}")
+    if segmentation and all(isinstance(part, dict) for part in segmentation):
+        for part in segmentation:
+            _check_rle(part, height, width)
+        return segmentation
+    polygons = []
+    for k, polygon in enumerate(segmentation):
+        if not isinstance(polygon, (list, tuple)):
+            raise ValueError(f"polygon {k} is not a list of coordinates. "
+                             f"Received: {type(polygon).__name__}")
+        try:
+            points = np.asarray(polygon, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"polygon {k} is not a flat list of numbers") from None
+        if points.ndim != 1 or len(points) % 2 or not np.isfinite(points).all():
+            raise ValueError(f"polygon {k} must be a flat list [x0, y0, x1, y1, ...] of an "
+                             f"even number of finite numbers. Received: {len(points)} values")
+        if len(points) >= 6:
+            polygons.append(polygon)
+    return polygons or None
+
+
+def _check_rle(rle, height, width):
+    size = rle.get("size")
+    if not isinstance(size, (list, tuple)) or len(size) != 2:
+        raise ValueError(f"RLE size must be [height, width]. Received: size={size!r}")
+    if [int(v) for v in size] != [int(height), int(width)]:
+        raise ValueError(f"RLE size {list(size)} differs from the image's "
+                         f"[{int(height)}, {int(width)}] ([height, width])")
+    counts = rle.get("counts")
+    if isinstance(counts, (str, bytes)):
+        counts = string_to_counts(counts)
+    elif not isinstance(counts, list):
+        raise ValueError("RLE counts must be a list of ints or a compressed string. "
+                         f"Received: {type(counts).__name__}")
+    counts = np.asarray(counts, dtype=np.int64)
+    if counts.size and counts.min() < 0:
+        raise ValueError("RLE counts must be non-negative")
+    if int(counts.sum()) != int(height) * int(width):
+        raise ValueError(f"RLE counts sum to {int(counts.sum())}, not height x width = "
+                         f"{int(height) * int(width)}")
+
+
 def mask_bbox(mask):
     """Tight `[x0, y0, x1, y1]` (pixel edges) of the non-zero pixels, or None if empty."""
     ys, xs = np.nonzero(mask)

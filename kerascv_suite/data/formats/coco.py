@@ -5,12 +5,17 @@ Reference: Lin et al., "Microsoft COCO: Common Objects in Context", ECCV 2014.
 * Category ids (1..90 with gaps in COCO) map to contiguous class ids by sorted id.
 * Boxes: COCO `[x, y, width, height]` -> `xyxy`.
 * Segmentations: polygons, uncompressed RLE (`iscrowd=1`) and compressed RLE are
-  decoded by `kerascv_suite.data.rle` (no pycocotools). Samples get
-  `"instance_masks"` (aligned with the boxes) and a semantic `"mask"` (0 background,
-  `c + 1` for class c, later annotations paint over earlier ones).
-* Crowd annotations (`iscrowd=1`) are dropped from boxes by default and their pixels
-  set to 255 (ignore) in the semantic mask; `include_crowd=True` keeps them with an
-  `"iscrowd"` flag per box.
+  decoded by `kerascv_suite.data.rle` (no pycocotools). With masks on (`masks=`),
+  samples get `"instance_masks"` `(num_boxes, height, width)` uint8 0/1 (aligned with
+  the boxes) and a semantic `"mask"` (0 background, `c + 1` for class c, later
+  annotations paint over earlier ones). Each segmentation is checked when the file is
+  read (RLE size equal to the image's, counts adding up, polygons of numbers): a
+  malformed one raises `AnnotationError` naming the annotation. `masks=False` neither
+  keeps nor decodes them (plain detection pays nothing for masks).
+* Crowd annotations (`iscrowd=1`), as pycocotools treats them: dropped from the boxes
+  (training targets) by default, their pixels set to 255 (ignore) in the semantic mask;
+  `include_crowd=True` keeps them with an `"iscrowd"` flag per box (and their instance
+  mask), for evaluation.
 * Keypoints: `(num_boxes, K, 3)` with K the longest category keypoint list.
 """
 
@@ -26,7 +31,7 @@ from kerascv_suite.data.formats.common import (StemAllocator, check_policy, prob
                                                unknown_class)
 from kerascv_suite.data.image_io import DEFAULT_MAX_PIXELS, write_image
 from kerascv_suite.data.paths import safe_join
-from kerascv_suite.data.rle import mask_to_polygons, rle_encode
+from kerascv_suite.data.rle import check_segmentation, mask_to_polygons, rle_encode
 
 
 def load_json(path):
@@ -64,7 +69,7 @@ def _require(mapping, key, kind, source, entry):
 
 def read_coco(path, split="train", *, image_dir=None, include_crowd=False,
               unknown_class_policy="error", check_images=True, max_pixels=DEFAULT_MAX_PIXELS,
-              allow_truncated=False):
+              allow_truncated=False, masks=None):
     """Reads a COCO-format annotation file.
 
     Args:
@@ -78,11 +83,19 @@ def read_coco(path, split="train", *, image_dir=None, include_crowd=False,
             `categories` raises naming the file and annotation id) or "skip" (counted).
         check_images: header-check every image now; the header's size wins over the
             JSON's `width`/`height` for clipping boxes.
+        masks: None (default): samples carry `instance_masks` and `mask` when any
+            annotation has a segmentation (an annotation without one gets an empty
+            instance mask). True: instance masks are required (instance segmentation):
+            an annotation without a usable segmentation is a counted skip ("no
+            segmentation"), and a file without any raises `DataError`. False: boxes only;
+            segmentations are neither checked nor decoded.
 
     Returns:
-        A `Dataset` with task {"detection"} plus "segmentation" when any annotation has
-        a segmentation and "keypoints" when any category has keypoints.
+        A `Dataset` with task {"detection"} plus "segmentation" when samples carry masks
+        and "keypoints" when any category has keypoints.
     """
+    if masks not in (None, True, False):
+        raise ValueError(f"masks must be None, True or False. Received: masks={masks!r}")
     check_policy(unknown_class_policy)
     json_path, image_dir = coco_paths(path, split, image_dir)
     if not json_path.exists():
@@ -98,7 +111,12 @@ def read_coco(path, split="train", *, image_dir=None, include_crowd=False,
                    for c in cats]
     num_kp = max([len(c.get("keypoints", [])) for c in cats] + [0])
     annotations = data.get("annotations", [])
-    has_seg = any(a.get("segmentation") for a in annotations if isinstance(a, dict))
+    has_seg = masks is not False and any(a.get("segmentation") for a in annotations
+                                         if isinstance(a, dict))
+    if masks and not has_seg:
+        raise DataError(f"{json_path}: no annotation has a 'segmentation', so there are no "
+                        "instance masks to read; use a COCO file with polygons or RLE, or "
+                        "read it for boxes only (masks=False)")
     tasks = {"detection"} | ({"segmentation"} if has_seg else set()) | \
         ({"keypoints"} if num_kp else set())
     dataset = RecordDataset([], class_names, tasks, has_background=True, max_pixels=max_pixels,
@@ -140,8 +158,8 @@ def read_coco(path, split="train", *, image_dir=None, include_crowd=False,
             by_image.pop(image_id, None)
             continue
         record = _record(image_path, size, by_image.pop(image_id, []), json_path, class_of,
-                         class_names, unknown_class_policy, include_crowd, num_kp, has_seg,
-                         skipped)
+                         class_names, unknown_class_policy, include_crowd, num_kp,
+                         "required" if masks else has_seg, skipped)
         dataset.records.append(record)
     for image_id, anns in by_image.items():
         for entry, _ in anns:
@@ -149,8 +167,21 @@ def read_coco(path, split="train", *, image_dir=None, include_crowd=False,
     return dataset
 
 
+def _segmentation(ann, json_path, entry, height, width):
+    """The annotation's checked segmentation (None when it has none that can be drawn)."""
+    segmentation = ann.get("segmentation") or None
+    if segmentation is None:
+        return None
+    try:
+        return check_segmentation(segmentation, height, width)
+    except ValueError as error:
+        raise AnnotationError(json_path, entry, f"bad segmentation: {error}; fix or remove "
+                              "it, or read the file for boxes only (masks=False)") from None
+
+
 def _record(image_path, size, anns, json_path, class_of, class_names, policy, include_crowd,
             num_kp, has_seg, skipped):
+    """One image's record; `has_seg` is False, True, or "required" (`masks=True`)."""
     height, width = (int(v) for v in size)
     boxes, classes, crowd, segments, keypoints, entries, crowd_segments = [], [], [], [], [], [], []
     for entry, ann in anns:
@@ -159,7 +190,7 @@ def _record(image_path, size, anns, json_path, class_of, class_names, policy, in
             unknown_class(policy, json_path, entry, category, class_names, skipped)
             continue
         is_crowd = bool(ann.get("iscrowd", 0))
-        segmentation = ann.get("segmentation") or None
+        segmentation = _segmentation(ann, json_path, entry, height, width) if has_seg else None
         if is_crowd and not include_crowd:
             if segmentation is not None:
                 crowd_segments.append(segmentation)
@@ -172,6 +203,9 @@ def _record(image_path, size, anns, json_path, class_of, class_names, policy, in
             x, y, w, h = (float(v) for v in bbox)
         except (TypeError, ValueError):
             raise AnnotationError(json_path, entry, f"bbox is not numbers: {bbox!r}") from None
+        if has_seg == "required" and segmentation is None:
+            skipped.add(json_path, entry, "no segmentation")
+            continue
         # COCO's xywh to the data layer's xyxy in Python, not keras.utils.bounding_boxes:
         # the data layer stays free of Keras (and a Keras call per image costs ms).
         boxes.append([x, y, x + w, y + h])
