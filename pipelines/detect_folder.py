@@ -8,9 +8,16 @@ the graph, selective-search proposals for Fast R-CNN / R-CNN) predicts. Boxes ar
 back to the original image's pixels, and background threads write the outputs.
 
 Outputs in `out`, per image (named by file stem, as `kcv segment`):
-    annotated/<stem>.jpg     the image with boxes, class names and scores drawn
+    annotated/<stem>.jpg     the image with boxes, class names and scores drawn (and the
+                             instance masks tinted and outlined, for a model with masks)
     detections/<stem>.json   `{"file_name", "height", "width", "detections": [{"bbox"
                              [x, y, w, h], "category_id", "category", "score"}]}`
+    masks/<stem>.png         instance segmentation models only (their output has `masks`):
+                             the instance ids, as VOC's SegmentationObject PNGs: 0 =
+                             background, `k` = the `k`-th detection of the JSON (its
+                             `"instance_id"`), where instances overlap the better-scoring
+                             one; an 8-bit palette PNG (VOC colours) for up to 254
+                             detections (255 is VOC's void), 16-bit grayscale beyond
 and, for the whole folder (every image done so far, also by earlier runs):
     detections.json   COCO format: `images` (`id`, `file_name`, `height`, `width`),
                       `categories` (`id` = class id, `name`), `annotations` (`id`,
@@ -18,6 +25,15 @@ and, for the whole folder (every image done so far, also by earlier runs):
     results.json      the bare COCO results list (`image_id`, `category_id`, `bbox`,
                       `score`), as pycocotools' `loadRes` and `kcv evaluate-detections` take
     skipped.txt       files that could not be read, and why.
+
+Instance masks: the model's `masks` `(N, H, W)` in [0, 1] at its input size are mapped to
+each original image with the boxes' mapping (stretch or letterbox; bilinear, pixel centres
+aligned as `cv2.resize`) and thresholded at 0.5. Each detection then carries
+`"segmentation"` (COCO compressed RLE `{"size": [height, width], "counts"}`, exact, what
+pycocotools' `maskUtils.decode` and `loadRes` read), `"area"` (its pixels) and
+`"instance_id"`, in the per-image JSON, `detections.json` and `results.json` (results keep
+`bbox` too, as Detectron2's; `loadRes` then takes box areas for the area ranges, so a mask
+AP by area drops `bbox` first, as Detectron2's evaluator does).
 
 Files that are not images or are corrupt are skipped and reported; the run never stops on
 them. An image whose two outputs exist is not redone unless `overwrite`.
@@ -40,6 +56,10 @@ import numpy as np
 from kerascv_suite.pipelines.folder_io import (atomic_write, list_files, make_dataset,
                                                output_names, predict_and_write,
                                                resize_image, skip_report, write_skipped)
+
+# Where an instance segmentation model says what it is (`describe(model)["task"]`).
+INSTANCE_TASK = "instance_segmentation"
+MASK_THRESHOLD = 0.5
 
 RESIZE_MODES = ("stretch", "letterbox")
 # Ultralytics' `predict` default confidence: detectors' own thresholds (SSD 0.01) are meant
@@ -163,13 +183,105 @@ def to_original(boxes, image_shape, size, resize="stretch"):
     return np.clip(boxes, 0, [w, h, w, h])
 
 
+def input_transform(image_shape, size, resize="stretch"):
+    """`((scale_x, scale_y), (left, top))`: input pixel = original pixel * scale + offset
+    (continuous coordinates, pixel `i` covering `[i, i + 1)`), for either resize mode."""
+    if resize == "letterbox":
+        scale, (top, left) = letterbox_transform(image_shape, size)
+        return (scale, scale), (left, top)
+    return (size[1] / image_shape[1], size[0] / image_shape[0]), (0, 0)
+
+
+def masks_to_original(masks, image_shape, size, resize="stretch",
+                      threshold=MASK_THRESHOLD):
+    """Maps `(N, H, W)` soft masks from model-input pixels to the original image's and
+    thresholds them, with the mapping of `to_original`.
+
+    Each mask is sampled bilinearly at the original pixels' centres (the convention of
+    `cv2.resize`, which this equals in stretch mode), only over the rectangle its
+    above-threshold input pixels can reach: the cost follows the instances' size, not the
+    image's.
+
+    Args:
+        masks: `(N, H, W)` float in [0, 1], `(H, W)` = `size`.
+        image_shape: `(height, width)` of the original image.
+        size: `(H, W)` of the model input.
+        resize: how the image was brought to `size` (see `RESIZE_MODES`).
+        threshold: a pixel is in the instance when its value is >= this.
+
+    Returns:
+        A list of N `(top, left, mask)`: `mask` a uint8 0/1 crop of the original image
+        placed at `(top, left)` (`(0, 0, (0, 0) array)` for an empty instance).
+    """
+    import cv2
+
+    masks = np.asarray(masks, np.float32)
+    if masks.ndim != 3 or masks.shape[1:] != tuple(size):
+        raise ValueError(f"masks must be (N, {size[0]}, {size[1]}) at the model's input size. "
+                         f"Received: shape={masks.shape}")
+    height, width = (int(v) for v in image_shape)
+    (sx, sy), (ox, oy) = input_transform(image_shape, size, resize)
+    regions = []
+    for mask in masks:
+        x, y, w, h = cv2.boundingRect((mask >= threshold).astype(np.uint8))
+        if w == 0 or h == 0:
+            regions.append((0, 0, np.zeros((0, 0), np.uint8)))
+            continue
+        # Original pixels whose sample point has an above-threshold bilinear neighbour,
+        # with a pixel of margin.
+        x0 = int(np.clip(np.floor((x - 1 - ox) / sx) - 1, 0, width))
+        x1 = int(np.clip(np.ceil((x + w + 1 - ox) / sx) + 1, 0, width))
+        y0 = int(np.clip(np.floor((y - 1 - oy) / sy) - 1, 0, height))
+        y1 = int(np.clip(np.ceil((y + h + 1 - oy) / sy) + 1, 0, height))
+        if x1 <= x0 or y1 <= y0:
+            regions.append((0, 0, np.zeros((0, 0), np.uint8)))
+            continue
+        # Original pixel (x0 + a, y0 + b) samples the input at its centre's image there.
+        warp = np.float32([[sx, 0, sx * (x0 + 0.5) + ox - 0.5],
+                           [0, sy, sy * (y0 + 0.5) + oy - 0.5]])
+        sampled = cv2.warpAffine(mask, warp, (x1 - x0, y1 - y0),
+                                 flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_REPLICATE)
+        regions.append((y0, x0, (sampled >= threshold).astype(np.uint8)))
+    return regions
+
+
+def instance_ids(regions, image_shape):
+    """`(height, width)` instance ids of the mapped masks: 0 background, `k` the `k`-th
+    region; where instances overlap the earlier (better-scoring) one. uint8 for up to 254
+    instances (255 is VOC's void), else uint16."""
+    dtype = np.uint8 if len(regions) <= 254 else np.uint16
+    ids = np.zeros(tuple(int(v) for v in image_shape), dtype)
+    for k in reversed(range(len(regions))):
+        top, left, mask = regions[k]
+        view = ids[top:top + mask.shape[0], left:left + mask.shape[1]]
+        view[mask > 0] = k + 1
+    return ids
+
+
+def write_instance_png(path, ids):
+    """Writes instance ids as a VOC-palette PNG (uint8) or a 16-bit grayscale PNG."""
+    from PIL import Image
+
+    from kerascv_suite.data import write_mask
+
+    if ids.dtype == np.uint8:
+        write_mask(path, ids)
+    else:
+        Image.fromarray(ids.astype(np.uint16)).save(path)
+
+
 # === Files ===
 
 
-def output_paths(out, name):
+def output_paths(out, name, masks=False):
+    """The per-image output files; with `masks`, the instance-id PNG too."""
     out = Path(out)
-    return {"annotated": out / "annotated" / f"{name}.jpg",
-            "detections": out / "detections" / f"{name}.json"}
+    paths = {"annotated": out / "annotated" / f"{name}.jpg",
+             "detections": out / "detections" / f"{name}.json"}
+    if masks:
+        paths["masks"] = out / "masks" / f"{name}.png"
+    return paths
 
 
 def model_class_names(model, num_classes, class_names=None):
@@ -200,10 +312,13 @@ def checked_class_names(carried, num_classes, class_names=None):
 
 
 def write_outputs(paths, file_name, original, detections, class_names, size, resize):
-    """Maps one image's padded detections to the original image, draws and writes them;
-    returns the per-image record."""
+    """Maps one image's padded detections (and `masks`, if any) to the original image,
+    draws and writes them; returns the per-image record."""
     from kerascv_suite.data import write_image
+    from kerascv_suite.data.rle import rle_encode_region
     from kerascv_suite.training.detection_report import draw_detections
+    from kerascv_suite.visualization.boxes import class_colour
+    from kerascv_suite.visualization.masks import overlay_instances
 
     count = int(detections["num_detections"])
     boxes = to_original(detections["boxes"][:count], original.shape[:2], size, resize)
@@ -216,8 +331,22 @@ def write_outputs(paths, file_name, original, detections, class_names, size, res
                for (x1, y1, x2, y2), c, s in zip(boxes, classes, scores)]
     record = {"file_name": file_name, "height": int(original.shape[0]),
               "width": int(original.shape[1]), "detections": records}
+    drawn = original
+    if "masks" in detections:
+        regions = masks_to_original(detections["masks"][:count], original.shape[:2], size,
+                                    resize)
+        for k, ((top, left, mask), det) in enumerate(zip(regions, records)):
+            det["segmentation"] = rle_encode_region(mask, top, left, original.shape[:2])
+            det["area"] = int(mask.sum())
+            det["instance_id"] = k + 1
+        if "masks" in paths:
+            ids = instance_ids(regions, original.shape[:2])
+            atomic_write(paths["masks"], lambda tmp: write_instance_png(tmp, ids))
+        drawn = overlay_instances(original, [m for _, _, m in regions],
+                                  [class_colour(int(c)) for c in classes],
+                                  offsets=[(t, lf) for t, lf, _ in regions])
     atomic_write(paths["annotated"], lambda tmp: write_image(
-        tmp, draw_detections(original, boxes, scores, classes, class_names, score_threshold=0.0,
+        tmp, draw_detections(drawn, boxes, scores, classes, class_names, score_threshold=0.0,
                              scale=1)))
     atomic_write(paths["detections"], lambda tmp: tmp.write_text(json.dumps(record),
                                                                  encoding="utf-8"))
@@ -238,15 +367,18 @@ def write_summary(out, files, names, root, class_names, skipped):
                        "height": record["height"], "width": record["width"]})
         for det in record["detections"]:
             x, y, w, h = det["bbox"]
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id,
-                                "category_id": det["category_id"], "bbox": det["bbox"],
-                                "area": round(w * h, 2), "score": det["score"]})
+            annotation = {"id": len(annotations) + 1, "image_id": image_id,
+                          "category_id": det["category_id"], "bbox": det["bbox"],
+                          "area": round(w * h, 2), "score": det["score"]}
+            if "segmentation" in det:  # the mask's area, as COCO's instance annotations
+                annotation.update(segmentation=det["segmentation"], area=det["area"])
+            annotations.append(annotation)
     categories = [{"id": c, "name": n} for c, n in enumerate(class_names)]
     atomic_write(out / "detections.json", lambda tmp: tmp.write_text(json.dumps(
         {"images": images, "categories": categories, "annotations": annotations}),
         encoding="utf-8"))
-    results = [{k: a[k] for k in ("image_id", "category_id", "bbox", "score")}
-               for a in annotations]
+    results = [{k: a[k] for k in ("image_id", "category_id", "bbox", "score", "segmentation")
+                if k in a} for a in annotations]
     atomic_write(out / "results.json",
                  lambda tmp: tmp.write_text(json.dumps(results), encoding="utf-8"))
     write_skipped(out, skipped)
@@ -254,6 +386,46 @@ def write_summary(out, files, names, root, class_names, skipped):
 
 
 # === Pipeline ===
+
+
+def predicts_masks(detector) -> bool:
+    """Whether a `Detector` or `ExportedDetector` is of an instance segmentation model (its
+    outputs have `masks`), from its metadata's task or, for a functional model, its
+    outputs."""
+    from kerascv_suite.export import ExportedDetector
+    from kerascv_suite.models.metadata import describe
+
+    if isinstance(detector, ExportedDetector):
+        return (detector.metadata or {}).get("task") == INSTANCE_TASK
+    if describe(detector.model)["task"] == INSTANCE_TASK:
+        return True
+    try:
+        output = detector.model.output
+    except (AttributeError, ValueError):  # a subclassed model: no symbolic output
+        return False
+    return isinstance(output, dict) and "masks" in output
+
+
+def mask_predictor(detector):
+    """`predict(images)` -> the contract dict plus `masks` `(batch, N, H, W)`.
+
+    `Detector.predict` returns the four box outputs only; this keeps the model's `masks`
+    (in the model's own call, with the same inputs).
+    """
+    from kerascv_suite.models.detection.inference import CONTRACT_KEYS, Detector
+
+    if not isinstance(detector, Detector):
+        return detector.predict
+
+    def predict(images):
+        out = detector.model.predict_on_batch(detector.inputs_for(images))
+        if "masks" not in out:
+            raise ValueError(f"{detector.model.name!r} says it is an instance segmentation "
+                             "model, but its outputs have no 'masks' (outputs: "
+                             f"{sorted(out)}); pass a Mask R-CNN model")
+        return {key: np.asarray(out[key]) for key in (*CONTRACT_KEYS, "masks")}
+
+    return predict
 
 
 def run(config: DetectConfig, *, model=None, log=print) -> DetectResult:
@@ -288,7 +460,7 @@ def run(config: DetectConfig, *, model=None, log=print) -> DetectResult:
         model = model if model is not None else get_model(config.model)
         if not is_detector(model):
             raise ValueError(f"{config.model} is not a detector (expected one of our YOLO "
-                             f"v1, SSD, R-CNN, Fast or Faster R-CNN models). Received: "
+                             f"v1, SSD, R-CNN, Fast, Faster or Mask R-CNN models). Received: "
                              f"model={config.model!r}")
         detector = Detector(model, score_threshold=config.score_threshold,
                             iou_threshold=config.iou_threshold,
@@ -296,11 +468,12 @@ def run(config: DetectConfig, *, model=None, log=print) -> DetectResult:
                             max_proposals=config.max_proposals)
         class_names = model_class_names(model, detector.num_classes, config.class_names)
     size = detector.input_size
+    with_masks = predicts_masks(detector)
     root, out = Path(config.folder), Path(config.out)
     files = list_files(root)
     names = output_names(files, root)
     todo = [i for i, name in enumerate(names) if config.overwrite or not all(
-        p.is_file() for p in output_paths(out, name).values())]
+        p.is_file() for p in output_paths(out, name, with_masks).values())]
     existing = len(files) - len(todo)
     if existing:
         log(f"{existing} images already done in {out} (skipped; --overwrite redoes them).")
@@ -314,10 +487,12 @@ def run(config: DetectConfig, *, model=None, log=print) -> DetectResult:
 
         def write(index, detections):
             file = files[todo[index]]
-            write_outputs(output_paths(out, names[todo[index]]), str(file.relative_to(root)),
-                          originals.pop(index), detections, class_names, size, config.resize)
+            write_outputs(output_paths(out, names[todo[index]], with_masks),
+                          str(file.relative_to(root)), originals.pop(index), detections,
+                          class_names, size, config.resize)
 
-        written = predict_and_write(ds, config.batch_size, detector.predict, write,
+        predict = mask_predictor(detector) if with_masks else detector.predict
+        written = predict_and_write(ds, config.batch_size, predict, write,
                                     config.write_threads)
     skipped = sorted((str(Path(paths[i]).relative_to(root)), reason)
                      for i, reason in failures.items())

@@ -61,6 +61,45 @@ def rle_encode(mask, compressed=True):
             "counts": counts_to_string(counts) if compressed else [int(c) for c in counts]}
 
 
+def rle_encode_region(mask, top, left, size, compressed=True):
+    """COCO RLE of a `size = (height, width)` image that is `mask` at `(top, left)` and 0
+    elsewhere, in time proportional to `mask`'s area, not the image's.
+
+    Args:
+        mask: `(h, w)` binary array; it must lie inside the image.
+        top, left: where its first row and column lie in the image.
+        size: `(height, width)` of the image.
+
+    Returns:
+        The same dict as `rle_encode` of the full image.
+    """
+    height, width = (int(v) for v in size)
+    crop = np.asarray(mask) > 0
+    h, w = crop.shape
+    top, left = int(top), int(left)
+    if top < 0 or left < 0 or top + h > height or left + w > width:
+        raise ValueError(f"a {h}x{w} mask at (top, left) = ({top}, {left}) leaves the "
+                         f"{height}x{width} image")
+    # Columns padded with a 0 above and below, so runs cannot cross columns here...
+    padded = np.zeros((w, h + 2), np.int8)
+    padded[:, 1:-1] = crop.T
+    change = np.flatnonzero(np.diff(padded.reshape(-1)))
+    column, row = np.divmod(change, h + 2)
+    # ... then at their image positions (column-major); a run that ends at an image's
+    # bottom row and one that starts at the next column's top are one run.
+    edges = (left + column) * height + top + row
+    starts, ends = edges[0::2], edges[1::2]
+    joined = np.flatnonzero(starts[1:] == ends[:-1])
+    starts, ends = np.delete(starts, joined + 1), np.delete(ends, joined)
+    bounds = np.concatenate([[0], np.stack([starts, ends], axis=1).reshape(-1),
+                             [height * width]])
+    counts = np.diff(bounds).tolist()
+    if len(counts) > 1 and counts[-1] == 0:  # a last run of ones: no empty zero run after it
+        counts.pop()
+    return {"size": [height, width],
+            "counts": counts_to_string(counts) if compressed else [int(c) for c in counts]}
+
+
 def counts_to_string(counts):
     """Packs RLE counts into COCO's compressed ASCII form (maskApi.c `rleToString`)."""
     chars = []
