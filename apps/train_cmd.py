@@ -11,8 +11,8 @@ from kerascv_suite.tasks.config import BACKENDS, DISTRIBUTE_MODES, FORMATS, OPTI
 
 # Options that a resumed run takes from its saved config.yaml instead.
 FIXED_ON_RESUME = ("model", "data", "format", "batch_size", "image_size", "optimizer", "lr",
-                   "schedule", "seed", "weights", "freeze", "recipe", "shapes_count",
-                   "max_boxes", "max_proposals", "loss", "width", "sigma")
+                   "schedule", "seed", "weights", "backbone_weights", "freeze", "recipe",
+                   "shapes_count", "max_boxes", "max_proposals", "loss", "width", "sigma")
 _UNIT = click.FloatRange(min=0, max=1)
 TASK_DEFAULT_MODELS = {None: "lenet5", "detection": "faster_rcnn", "segmentation": "unet",
                        "keypoints": "hourglass"}
@@ -60,6 +60,10 @@ OPTIONS = [
     click.Option(["--alias"], default=None, help="Alias for the registered version (champion)."),
     click.Option(["--weights"], default=None,
                  help="Start from a .keras file, a weights file or models:/NAME@ALIAS."),
+    click.Option(["--backbone-weights"], default=None,
+                 help="Detectors and segmenters with a VGG16 / ResNet-50 backbone: start "
+                      "it from ImageNet weights: imagenet, a catalog entry (kcv weights "
+                      "list vgg16*) or a file."),
     click.Option(["--freeze"], default=None,
                  help="Phase 1 freezing: backbone, N (first N layers) or until:LAYER."),
     click.Option(["--head-epochs"], type=click.IntRange(min=0), default=None,

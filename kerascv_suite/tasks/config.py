@@ -60,6 +60,10 @@ class TrainConfig:
         project: parent folder of run folders (None: the task's).
         name: run folder name (None: the model name).
         weights: pretrained `.keras` file, weights file or MLflow model URI to start from.
+        backbone_weights: ImageNet weights of a fresh detector's or segmenter's VGG16 /
+            ResNet-50 backbone: `"imagenet"`, a catalog entry (`vgg16.tv_in1k`) or a file
+            (`kerascv_suite.weights.backbone`); passed to the builder in `model_options`,
+            with the entry's preprocessing.
         freeze: `"backbone"`, a layer count, or `"until:LAYER"` (phase 1 of fine-tuning).
         head_epochs: epochs of phase 1 (None: half the epochs when `freeze` is set, else 0).
         finetune_lr_factor: learning-rate factor of phase 2 (everything unfrozen).
@@ -108,6 +112,7 @@ class TrainConfig:
     project: str = "runs/train"
     name: str | None = None
     weights: str | None = None
+    backbone_weights: str | None = None
     freeze: str | None = None
     head_epochs: int | None = None
     finetune_lr_factor: float = 0.1
@@ -145,6 +150,8 @@ class TrainConfig:
             self.freeze = str(self.freeze)
         self.model_options = dict(self.model_options or {})
         self.augment_options = dict(self.augment_options or {})
+        if self.backbone_weights is not None:
+            self.model_options = backbone_options(self)
 
     @property
     def phase1_epochs(self) -> int:
@@ -165,6 +172,26 @@ class TrainConfig:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def backbone_options(config) -> dict:
+    """`config.model_options` with `backbone_weights` and, for a catalog entry, the
+    preprocessing its weights expect (unless the options set one)."""
+    if config.task not in (None, "detection", "segmentation"):
+        raise ValueError(f"--backbone-weights initializes the backbone of a detector or "
+                         f"segmenter; {config.model} is a {config.task} model: use --weights "
+                         f"imagenet. Received: backbone_weights={config.backbone_weights!r}")
+    if config.weights:
+        raise ValueError(f"--weights {config.weights} starts from a whole model; "
+                         "--backbone-weights only initializes a fresh model's backbone: give "
+                         f"one of them. Received: backbone_weights={config.backbone_weights!r}")
+    from kerascv_suite.weights.backbone import expected_preprocessing
+
+    options = {**config.model_options, "backbone_weights": config.backbone_weights}
+    mode = expected_preprocessing(config.backbone_weights)
+    if mode is not None:
+        options.setdefault("preprocessing", mode)
+    return options
 
 
 def read_yaml(path, config_cls=TrainConfig, skip=()) -> dict:

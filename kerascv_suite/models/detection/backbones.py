@@ -1,4 +1,4 @@
-"""Stride-16 feature extractors for the R-CNN family."""
+"""Stride-16 feature extractors for the R-CNN family, and their ImageNet weights."""
 
 import keras
 
@@ -47,3 +47,28 @@ def stride16_backbone(backbone, input_shape, preprocessing="caffe"):
     layer, channels = _CUTS[backbone]
     return keras.Model(base.input, base.get_layer(layer).output,
                        name=f"{backbone}_backbone"), channels
+
+
+def load_detector_backbone(model, backbone_weights, fcs):
+    """Copies ImageNet backbone weights into an R-CNN-family detector in place.
+
+    The backbone (`model.backbone`, keras.applications layer names) takes VGG16's or
+    ResNet-50's convolutions; with VGG16, `fcs` (the detector's `fc6`, `fc7` Dense layers)
+    take VGG16's `fc1`, `fc2` where their shapes are VGG16's: the paper heads (Fast R-CNN's
+    7x7 RoI pooling into 4096-unit fc6 / fc7, Girshick 2015 sec. 2.3; R-CNN's 224 px warps),
+    else they keep their initialization (one warning line).
+
+    Args:
+        model: a `FasterRCNN`, `FastRCNN` or `RCNN` with a `"vgg16"` / `"resnet50"` backbone.
+        backbone_weights: `"imagenet"`, a catalog entry, a file or a checked source
+            (see `kerascv_suite.weights.backbone`).
+        fcs: the head's fc6 / fc7 layers.
+
+    Returns:
+        The names of the layers that received weights.
+    """
+    from kerascv_suite.weights.backbone import load_backbone_weights
+
+    fc = "dense" if model.backbone_name == "vgg16" else None
+    return load_backbone_weights(model, backbone_weights, model.backbone_name, fc=fc,
+                                 layers=[*model.backbone.layers, *fcs])

@@ -5,9 +5,11 @@ import numpy as np
 from keras import ops
 
 from kerascv_suite.models.detection import proposals as P
+from kerascv_suite.models.detection.backbones import load_detector_backbone
 from kerascv_suite.models.detection.two_stage import TwoStageDetector
 from kerascv_suite.models.registry import register_model
 from kerascv_suite.models.weights import load_weights
+from kerascv_suite.weights.backbone import check_backbone_args
 
 PAPER = "Girshick, 'Fast R-CNN', ICCV 2015"
 
@@ -69,7 +71,7 @@ class FastRCNN(TwoStageDetector):
 
 def fast_rcnn(num_classes=20, input_shape=(600, 1000, 3), include_top=True, weights=None,
               pooling="roi_pool", classifier_activation="softmax", preprocessing="caffe",
-              backbone="vgg16", name=None, **kwargs):
+              backbone="vgg16", backbone_weights=None, name=None, **kwargs):
     """Builds a Fast R-CNN (see `FastRCNN`).
 
     Args:
@@ -81,6 +83,9 @@ def fast_rcnn(num_classes=20, input_shape=(600, 1000, 3), include_top=True, weig
         classifier_activation: `"softmax"` over the C + 1 classes (the paper).
         preprocessing: in-model preprocessing mode.
         backbone: `"vgg16"`, `"resnet50"` or `"small"`.
+        backbone_weights: None, `"imagenet"`, a catalog entry or a file: ImageNet weights
+            of the backbone and, for VGG16 with the paper's head, fc6 / fc7 (see
+            `faster_rcnn` and `load_detector_backbone`).
         name: model name (`fast_rcnn_<backbone>` by default).
         **kwargs: any other `FastRCNN` argument.
 
@@ -90,10 +95,14 @@ def fast_rcnn(num_classes=20, input_shape=(600, 1000, 3), include_top=True, weig
     if not include_top:
         raise ValueError("A detector has no headless form; build its backbone instead. "
                          f"Received: include_top={include_top}")
+    name = name or f"fast_rcnn_{backbone}"
+    source = check_backbone_args(backbone_weights, backbone, name, preprocessing,
+                                 weights=weights)
     model = FastRCNN(num_classes=num_classes, input_shape=input_shape, backbone=backbone,
                      preprocessing=preprocessing, pooling=pooling,
-                     classifier_activation=classifier_activation,
-                     name=name or f"fast_rcnn_{backbone}", **kwargs)
+                     classifier_activation=classifier_activation, name=name, **kwargs)
+    if source is not None:
+        load_detector_backbone(model, source, model.roi_head.fcs)
     return load_weights(model, weights)
 
 

@@ -8,10 +8,12 @@ from keras import ops
 from kerascv_suite.bounding_box import BoxCoder, Matcher, rpn_anchors
 from kerascv_suite.losses.rcnn_losses import rpn_loss
 from kerascv_suite.models.detection import proposals as P
+from kerascv_suite.models.detection.backbones import load_detector_backbone
 from kerascv_suite.models.detection.rpn import RPNHead, rpn_targets
 from kerascv_suite.models.detection.two_stage import STRIDE, TwoStageDetector, sampler_from
 from kerascv_suite.models.registry import register_model
 from kerascv_suite.models.weights import load_weights
+from kerascv_suite.weights.backbone import check_backbone_args
 
 PAPER = ("Ren, He, Girshick, Sun, 'Faster R-CNN: Towards Real-Time Object Detection with "
          "Region Proposal Networks', NeurIPS 2015")
@@ -133,7 +135,7 @@ class FasterRCNN(TwoStageDetector):
 
 def faster_rcnn(num_classes=20, input_shape=(600, 1000, 3), include_top=True, weights=None,
                 pooling="roi_pool", classifier_activation="softmax", preprocessing="caffe",
-                backbone="vgg16", name=None, **kwargs):
+                backbone="vgg16", backbone_weights=None, name=None, **kwargs):
     """Builds a Faster R-CNN (see `FasterRCNN` for the parts and their defaults).
 
     Args:
@@ -148,6 +150,10 @@ def faster_rcnn(num_classes=20, input_shape=(600, 1000, 3), include_top=True, we
         classifier_activation: `"softmax"` over the C + 1 classes (the paper).
         preprocessing: in-model preprocessing mode.
         backbone: `"vgg16"`, `"resnet50"` or `"small"`.
+        backbone_weights: None, `"imagenet"`, a catalog entry of the backbone's model
+            (`vgg16.tv_in1k`) or a file: ImageNet weights of the backbone (and, for VGG16
+            with the paper's 7x7 / 4096 head, of fc6 / fc7), as the paper initializes it
+            (`load_detector_backbone`); `preprocessing` must be what they expect.
         name: model name (`faster_rcnn_<backbone>` by default).
         **kwargs: any other `FasterRCNN` argument (anchors, thresholds, top-k, parts).
 
@@ -157,10 +163,14 @@ def faster_rcnn(num_classes=20, input_shape=(600, 1000, 3), include_top=True, we
     if not include_top:
         raise ValueError("A detector has no headless form; build its backbone instead. "
                          f"Received: include_top={include_top}")
+    name = name or f"faster_rcnn_{backbone}"
+    source = check_backbone_args(backbone_weights, backbone, name, preprocessing,
+                                 weights=weights)
     model = FasterRCNN(num_classes=num_classes, input_shape=input_shape, backbone=backbone,
                        preprocessing=preprocessing, pooling=pooling,
-                       classifier_activation=classifier_activation,
-                       name=name or f"faster_rcnn_{backbone}", **kwargs)
+                       classifier_activation=classifier_activation, name=name, **kwargs)
+    if source is not None:
+        load_detector_backbone(model, source, model.roi_head.fcs)
     return load_weights(model, weights)
 
 

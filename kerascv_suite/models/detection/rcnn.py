@@ -9,13 +9,15 @@ from keras.utils import bounding_boxes
 from kerascv_suite.bounding_box import BoxCoder, Matcher
 from kerascv_suite.layers.roi_align import RoIAlign
 from kerascv_suite.models.classification.alexnet import alexnet
+from kerascv_suite.models.classification.vgg import vgg
 from kerascv_suite.models.detection import proposals as P
-from kerascv_suite.models.detection.backbones import stride16_backbone
+from kerascv_suite.models.detection.backbones import load_detector_backbone, stride16_backbone
 from kerascv_suite.models.detection.two_stage import (decoder_settings, detector_facts,
                                                       sampler_from)
 from kerascv_suite.models.metadata import HasMetadata, stored_metadata, with_metadata
 from kerascv_suite.models.registry import register_model
 from kerascv_suite.models.weights import load_weights
+from kerascv_suite.weights.backbone import check_backbone_args
 
 PAPER = ("Girshick, Donahue, Darrell, Malik, 'Rich feature hierarchies for accurate object "
          "detection and semantic segmentation', CVPR 2014")
@@ -26,9 +28,17 @@ def _crop_backbone(backbone, warp_size, preprocessing):
         base = alexnet(input_shape=(warp_size, warp_size, 3), include_top=False,
                        preprocessing=preprocessing)
         return keras.Model(base.input, base.get_layer("pool5").output, name="alexnet_backbone")
+    if backbone == "vgg16":
+        # VGG16 to pool5 (the R-CNN journal version's "O-Net", Simonyan & Zisserman 2015):
+        # at 224 px warps pool5 is 7x7x512, what VGG16's fc1 reads.
+        base = vgg(input_shape=(warp_size, warp_size, 3), include_top=False, config="D",
+                   preprocessing=preprocessing)
+        return keras.Model(base.input, base.get_layer("block5_pool").output,
+                           name="vgg16_backbone")
     if backbone == "small":
         return stride16_backbone("small", (warp_size, warp_size, 3), preprocessing)[0]
-    raise ValueError(f"backbone must be 'alexnet' or 'small'. Received: backbone={backbone!r}")
+    raise ValueError("backbone must be 'alexnet', 'vgg16' or 'small'. "
+                     f"Received: backbone={backbone!r}")
 
 
 @keras.saving.register_keras_serializable(package="kerascv_suite")
@@ -52,8 +62,8 @@ class RCNN(HasMetadata, keras.Model):
     Args:
         num_classes: object classes C.
         input_shape: `(height, width, 3)` static image size.
-        backbone: `"alexnet"` (the paper) or `"small"`.
-        warp_size: warped region side (227 for AlexNet).
+        backbone: `"alexnet"` (the paper), `"vgg16"` (to pool5; warp_size 224) or `"small"`.
+        warp_size: warped region side (227 for AlexNet, 224 for VGG16).
         context_padding: context pixels around the region at the warped size.
         fc_units: sizes of fc6, fc7 (4096 in the paper).
         region_sampler: config of the fine-tuning sampler (128 regions, 25% positive).
@@ -306,7 +316,7 @@ def fit_svms_and_regressors(model, images, gt_boxes, gt_classes, proposals, svm_
 
 def rcnn(num_classes=20, input_shape=(500, 500, 3), include_top=True, weights=None,
          pooling=None, classifier_activation="softmax", preprocessing="caffe",
-         backbone="alexnet", name=None, **kwargs):
+         backbone="alexnet", backbone_weights=None, name=None, **kwargs):
     """Builds an R-CNN (see `RCNN`; fit the SVMs with `fit_svms_and_regressors`).
 
     Args:
@@ -317,7 +327,10 @@ def rcnn(num_classes=20, input_shape=(500, 500, 3), include_top=True, weights=No
         pooling: unused (regions are warped, not pooled); must be None.
         classifier_activation: the fine-tuning classifier's, `"softmax"` (the paper).
         preprocessing: in-model preprocessing mode of the crops.
-        backbone: `"alexnet"` (the paper) or `"small"`.
+        backbone: `"alexnet"` (the paper), `"vgg16"` or `"small"`.
+        backbone_weights: None, `"imagenet"`, a catalog entry of vgg16 or a file: ImageNet
+            VGG16 convolutions, and fc1 / fc2 into fc6 / fc7 at 224 px warps with 4096 units
+            (`load_detector_backbone`); `backbone="vgg16"` only.
         name: model name (`rcnn_<backbone>` by default).
         **kwargs: any other `RCNN` argument.
     """
@@ -325,8 +338,13 @@ def rcnn(num_classes=20, input_shape=(500, 500, 3), include_top=True, weights=No
         raise ValueError("R-CNN takes include_top=True, pooling=None and "
                          f"classifier_activation='softmax'. Received: include_top={include_top},"
                          f" pooling={pooling!r}, classifier_activation={classifier_activation!r}")
+    name = name or f"rcnn_{backbone}"
+    source = check_backbone_args(backbone_weights, backbone, name, preprocessing,
+                                 weights=weights)
     model = RCNN(num_classes=num_classes, input_shape=input_shape, backbone=backbone,
-                 preprocessing=preprocessing, name=name or f"rcnn_{backbone}", **kwargs)
+                 preprocessing=preprocessing, name=name, **kwargs)
+    if source is not None:
+        load_detector_backbone(model, source, model.fcs)
     return load_weights(model, weights)
 
 

@@ -11,6 +11,7 @@ from kerascv_suite.models.common import finish_model, image_input
 from kerascv_suite.models.detection.detection_output import SSDDecoder
 from kerascv_suite.models.metadata import BOX_FORMAT, decoder_defaults, with_metadata
 from kerascv_suite.models.registry import register_model
+from kerascv_suite.weights.backbone import check_backbone_args, load_backbone_weights
 
 PAPER = (
     "W. Liu, D. Anguelov, D. Erhan, C. Szegedy, S. Reed, C.-Y. Fu, A. C. Berg. SSD: Single "
@@ -68,6 +69,7 @@ def ssd(
     width=1.0,
     batch_norm=False,
     extra_blocks=None,
+    backbone_weights=None,
     name=None,
 ):
     """Builds the SSD training model (raw multibox outputs).
@@ -98,6 +100,10 @@ def ssd(
             smaller input (e.g. 160 with 3 blocks: maps 20, 10, 5, 3, 1) still builds; the
             remaining maps keep the paper's default-box settings (`ssd_default_box_config`
             reads the map count back). SSD300 only.
+        backbone_weights: None, `"imagenet"`, a vgg16 catalog entry (`vgg16.tv_in1k`) or a
+            VGG16 weights file: the base's 13 convolutions and the paper's reduced fc6 / fc7
+            subsampled from VGG16's fc1 / fc2 (sec. 3, see `load_vgg16_backbone`); `width`
+            must be 1 and `preprocessing` what the weights expect.
         name: model name.
 
     Returns:
@@ -114,6 +120,8 @@ def ssd(
         raise ValueError(f"SSD takes square inputs. Received: input_shape={input_shape}")
     if width <= 0:
         raise ValueError(f"width must be > 0. Received: width={width!r}")
+    backbone_source = check_backbone_args(backbone_weights, "vgg16", name or config,
+                                          preprocessing, width, weights)
     filters = lambda n: max(1, round(n * width))
     spec = CONFIGS[config]
     ratios = spec["default_boxes"]["aspect_ratios"]
@@ -178,7 +186,8 @@ def ssd(
     loc = keras.layers.Concatenate(axis=1, name="mbox_loc")(locs)
     conf = keras.layers.Concatenate(axis=1, name="mbox_conf")(confs)
     outputs = keras.layers.Concatenate(axis=-1, name="mbox_predictions")([loc, conf])
-    model = finish_model(inputs, outputs, name or config, weights)
+    model = _with_backbone(finish_model(inputs, outputs, name or config, weights),
+                           backbone_source)
     default_boxes = ssd_default_box_config(config, input_shape[0],
                                            [source.shape[1] for source in sources])
     return with_metadata(model, task="detection", preprocessing=preprocessing, decoder={
@@ -193,23 +202,28 @@ def _source_name(tensor):
 
 
 def load_vgg16_backbone(model, weights):
-    """Copies VGG16 convolution weights (`block*_conv*`) into an SSD model.
+    """Copies ImageNet VGG16 weights into an SSD model of width 1, in place.
+
+    The 13 base convolutions (`block*_conv*`) are copied by name; fc6 / fc7 take the paper's
+    reduced fc6 / fc7 (sec. 3): VGG16's fc1 `(7*7*512, 4096)` as a 7x7 kernel, every 3rd
+    tap and every 4th filter -> the dilated `(3, 3, 512, 1024)` conv6, and fc2's every 4th
+    input and output -> `(1, 1, 1024, 1024)`. A source without fc1 / fc2 (a `_notop` file)
+    leaves fc6 / fc7 as initialized (one warning line).
 
     Args:
-        model: an SSD model of width 1.
-        weights: a VGG16 weights file our `vgg16` builder loads with `include_top=False`
-            (keras.applications' `..._notop.h5`, or a `.weights.h5` saved from it).
+        model: an SSD model of width 1 without batch norm.
+        weights: `"imagenet"`, a vgg16 catalog entry, or a VGG16 weights file (see
+            `kerascv_suite.weights.backbone`).
 
     Returns:
-        `model`, with its 13 base convolutions set from `weights`.
+        `model`.
     """
-    from kerascv_suite.models.classification.vgg import vgg
-
-    source = vgg(include_top=False, weights=weights, input_shape=(None, None, 3))
-    for layer in source.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            model.get_layer(layer.name).set_weights(layer.get_weights())
+    load_backbone_weights(model, weights, "vgg16", fc="reduced")
     return model
+
+
+def _with_backbone(model, source):
+    return model if source is None else load_vgg16_backbone(model, source)
 
 
 # Parameters of SSD300 with 21 classes (VOC + background), by hand (weights + biases):

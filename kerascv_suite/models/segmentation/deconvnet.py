@@ -9,10 +9,10 @@ from kerascv_suite.models.segmentation.common import segmentation_head, static_s
 from kerascv_suite.models.segmentation.vgg_encoder import (
     VGG16_BLOCKS,
     conv_bn_relu,
-    load_vgg16_backbone,
     scaled,
     vgg16_encoder,
 )
+from kerascv_suite.weights.backbone import check_backbone_args, load_backbone_weights
 
 PAPER = (
     "H. Noh, S. Hong, B. Han. Learning Deconvolution Network for Semantic Segmentation. "
@@ -64,8 +64,12 @@ def deconvnet(
             CPU recipe (kerascv_suite/recipes/deconvnet_shapes.yaml) uses 3 (fewer sparse
             unpoolings train much faster from scratch) with `fc_padding="same"`: on 64x64
             inputs the last pooling is 8x8, where a "valid" 7x7 fc6 would leave a 2x2 map.
-        backbone_weights: keras.applications `VGG16(include_top=False)` weights copied into
-            the encoder's convolutions (see `load_vgg16_backbone`).
+        backbone_weights: None, `"imagenet"`, a vgg16 catalog entry (`vgg16.tv_in1k`) or a
+            VGG16 weights file: the encoder's convolutions by layer name and, with all 5
+            blocks, VGG16's fc1 / fc2 reshaped into the fc6 / fc7 convolutions (the paper's
+            convolution network is ImageNet VGG16 through fc7); `width` must be 1 and
+            `preprocessing` what the weights expect (see
+            `weights.backbone.load_backbone_weights`).
         name: model name.
 
     Returns:
@@ -74,6 +78,8 @@ def deconvnet(
     """
     check_head_args(include_top, num_classes, pooling)
     static_size(input_shape, "DeconvNet")
+    source = check_backbone_args(backbone_weights, "vgg16", name, preprocessing, width,
+                                 weights)
 
     # === Encoder ===
     inputs, x = image_input(input_shape, preprocessing)
@@ -101,7 +107,9 @@ def deconvnet(
     else:
         x = global_pool(x, pooling)
     model = finish_model(inputs, x, name, weights)
-    return model if backbone_weights is None else load_vgg16_backbone(model, backbone_weights)
+    if source is not None:
+        load_backbone_weights(model, source, "vgg16", fc="conv")
+    return model
 
 
 # Keras-counted parameters at the defaults (21 classes), by hand. Each convolution

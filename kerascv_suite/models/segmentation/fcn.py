@@ -6,11 +6,8 @@ from kerascv_suite.layers.bilinear_upsampling import bilinear_upsampling
 from kerascv_suite.models.common import check_head_args, finish_model, global_pool, image_input
 from kerascv_suite.models.registry import register_model
 from kerascv_suite.models.segmentation.common import crop_to, segmentation_head, static_size
-from kerascv_suite.models.segmentation.vgg_encoder import (
-    load_vgg16_backbone,
-    scaled,
-    vgg16_encoder,
-)
+from kerascv_suite.models.segmentation.vgg_encoder import scaled, vgg16_encoder
+from kerascv_suite.weights.backbone import check_backbone_args, load_backbone_weights
 
 PAPER = (
     "J. Long, E. Shelhamer, T. Darrell. Fully Convolutional Networks for Semantic "
@@ -64,8 +61,11 @@ def fcn(
         width: multiplier of every VGG and fc filter count (e.g. 0.25 for a CPU recipe);
             1.0 is the paper's network, the only width VGG16 weights fit.
         dropout: rate after fc6 and fc7 (0.5 in the reference implementation).
-        backbone_weights: a keras.applications `VGG16(include_top=False)` weights file (or
-            model) copied into the encoder by layer name; see `load_vgg16_backbone`.
+        backbone_weights: None, `"imagenet"`, a vgg16 catalog entry (`vgg16.tv_in1k`) or a
+            VGG16 weights file: the 13 convolutions copied by layer name and VGG16's fc1 /
+            fc2 reshaped into the fc6 / fc7 convolutions (section 3.1), as the paper
+            initializes FCN (`weights.backbone.load_backbone_weights`, mode `"conv"`);
+            `width` must be 1 and `preprocessing` what the weights expect.
         name: model name, `"fcn8s"` etc. by default.
 
     Returns:
@@ -77,6 +77,8 @@ def fcn(
         raise ValueError(f"variant must be one of {tuple(VARIANTS)}. Received: variant={variant!r}")
     height, image_width = static_size(input_shape, "FCN")
     name = name or f"fcn{variant}"
+    source = check_backbone_args(backbone_weights, "vgg16", name, preprocessing, width,
+                                 weights)
 
     # === Encoder: VGG16 with fc6/fc7 as convolutions ===
     inputs, x = image_input(input_shape, preprocessing)
@@ -88,7 +90,7 @@ def fcn(
             x = keras.layers.Dropout(dropout, name=f"drop{layer[2:]}")(x)
     if not include_top:
         model = finish_model(inputs, global_pool(x, pooling), name, weights)
-        return _with_backbone(model, backbone_weights)
+        return _with_backbone(model, source)
 
     # === Decoder: score, upsample, fuse ===
     score = keras.layers.Conv2D(num_classes, 1, name="score_fr")(x)
@@ -106,11 +108,13 @@ def fcn(
     x = bilinear_upsampling(num_classes, stride, trainable=False, name=final)(score)
     x = crop_to(x, height, image_width, "score_crop")
     x = segmentation_head(x, num_classes, classifier_activation)
-    return _with_backbone(finish_model(inputs, x, name, weights), backbone_weights)
+    return _with_backbone(finish_model(inputs, x, name, weights), source)
 
 
-def _with_backbone(model, backbone_weights):
-    return model if backbone_weights is None else load_vgg16_backbone(model, backbone_weights)
+def _with_backbone(model, source):
+    if source is not None:
+        load_backbone_weights(model, source, "vgg16", fc="conv")
+    return model
 
 
 # Keras-counted parameters at the defaults (21 classes), by hand:

@@ -8,10 +8,10 @@ from kerascv_suite.models.registry import register_model
 from kerascv_suite.models.segmentation.common import segmentation_head, static_size
 from kerascv_suite.models.segmentation.vgg_encoder import (
     conv_bn_relu,
-    load_vgg16_backbone,
     scaled,
     vgg16_encoder,
 )
+from kerascv_suite.weights.backbone import check_backbone_args, load_backbone_weights
 
 PAPER = (
     "V. Badrinarayanan, A. Kendall, R. Cipolla. SegNet: A Deep Convolutional Encoder-Decoder "
@@ -59,8 +59,11 @@ def segnet(
             recipe (kerascv_suite/recipes/segnet_shapes.yaml) uses 3, an 8x8 bottleneck on
             64x64 inputs: each index unpooling leaves 3 of 4 positions zero, and with 5 of
             them a small model trained for minutes stays near "all background".
-        backbone_weights: keras.applications `VGG16(include_top=False)` weights copied into
-            the encoder's convolutions (the paper initializes from VGG16, section 4).
+        backbone_weights: None, `"imagenet"`, a vgg16 catalog entry (`vgg16.tv_in1k`) or a
+            VGG16 weights file, copied into the encoder's convolutions by layer name (the
+            paper initializes from VGG16, section 4; with fewer `blocks`, theirs only);
+            `width` must be 1 and `preprocessing` what the weights expect (see
+            `weights.backbone.load_backbone_weights`).
         name: model name.
 
     Returns:
@@ -69,6 +72,8 @@ def segnet(
     """
     check_head_args(include_top, num_classes, pooling)
     static_size(input_shape, "SegNet")
+    source = check_backbone_args(backbone_weights, "vgg16", name, preprocessing, width,
+                                 weights)
 
     # === Encoder ===
     inputs, x = image_input(input_shape, preprocessing)
@@ -90,7 +95,9 @@ def segnet(
     else:
         x = global_pool(x, pooling)
     model = finish_model(inputs, x, name, weights)
-    return model if backbone_weights is None else load_vgg16_backbone(model, backbone_weights)
+    if source is not None:
+        load_backbone_weights(model, source, "vgg16")
+    return model
 
 
 # Keras-counted parameters at the defaults (11 classes), by hand:

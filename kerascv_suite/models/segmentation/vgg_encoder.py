@@ -68,33 +68,19 @@ def vgg16_encoder(x, width=1.0, batch_norm=False, argmax=False, pool_padding="sa
 
 
 def load_vgg16_backbone(model, backbone_weights):
-    """Copies the 13 convolutions of a keras.applications VGG16 weights file into `model`.
+    """Copies ImageNet VGG16 convolutions (`block1_conv1` ...) into a model built with
+    `vgg16_encoder` at `width=1.0`, by layer name; batch normalization and everything after
+    the encoder keep their initialization.
 
     Args:
-        model: a model built with `vgg16_encoder` at `width=1.0`.
-        backbone_weights: a `.weights.h5` (or legacy `.h5`) file of
-            `keras.applications.VGG16(include_top=False)`, e.g. its ImageNet weights file
-            `vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5`, or a `keras.Model` holding
-            those layers. The copy goes by layer name (`block1_conv1` ...), so batch
-            normalization and everything after `block5_pool` keep their initialization.
+        model: the model.
+        backbone_weights: `"imagenet"`, a vgg16 catalog entry or a VGG16 weights file (see
+            `kerascv_suite.weights.backbone.load_backbone_weights`, which does the copy).
+
+    Returns:
+        `model`.
     """
-    if isinstance(backbone_weights, keras.Model):
-        source = backbone_weights
-    else:
-        source = keras.applications.VGG16(include_top=False, weights=None)
-        source.load_weights(backbone_weights)
-    present = {layer.name for layer in model.layers}
-    for block, filters in enumerate(VGG16_BLOCKS, start=1):
-        for index in range(1, len(filters) + 1):
-            name = f"block{block}_conv{index}"
-            if name not in present:  # a model built with fewer `blocks`
-                continue
-            weights = source.get_layer(name).get_weights()
-            target = model.get_layer(name)
-            if [w.shape for w in target.get_weights()] != [w.shape for w in weights]:
-                raise ValueError(
-                    f"Layer {name!r} of {model.name!r} does not fit VGG16's weights (built "
-                    f"with width != 1?). Received: backbone_weights={backbone_weights!r}"
-                )
-            target.set_weights(weights)
+    from kerascv_suite.weights.backbone import load_backbone_weights
+
+    load_backbone_weights(model, backbone_weights, "vgg16")
     return model
