@@ -407,10 +407,12 @@ def predicts_masks(detector) -> bool:
 
 
 def mask_predictor(detector):
-    """`predict(images)` -> the contract dict plus `masks` `(batch, N, H, W)`.
+    """`predict(images)` -> per image, the contract's arrays plus `masks` `(n, H, W)`.
 
     `Detector.predict` returns the four box outputs only; this keeps the model's `masks`
-    (in the model's own call, with the same inputs).
+    (in the model's own call, with the same inputs). Each image's masks are cut to its `n`
+    detections and copied, so the writers' queue holds those, not whole `(batch, N, H, W)`
+    float batches.
     """
     from kerascv_suite.models.detection.inference import CONTRACT_KEYS, Detector
 
@@ -423,7 +425,10 @@ def mask_predictor(detector):
             raise ValueError(f"{detector.model.name!r} says it is an instance segmentation "
                              "model, but its outputs have no 'masks' (outputs: "
                              f"{sorted(out)}); pass a Mask R-CNN model")
-        return {key: np.asarray(out[key]) for key in (*CONTRACT_KEYS, "masks")}
+        arrays = {key: np.asarray(out[key]) for key in (*CONTRACT_KEYS, "masks")}
+        counts = arrays["num_detections"].reshape(-1).astype(int)
+        return [{**{key: arrays[key][i] for key in CONTRACT_KEYS},
+                 "masks": arrays["masks"][i, :counts[i]].copy()} for i in range(len(counts))]
 
     return predict
 
