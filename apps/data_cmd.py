@@ -51,12 +51,29 @@ def make_shapes_command(out, fmt, num_images, image_size, num_classes, max_objec
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["folders"]), default="folders",
               show_default=True, help="Class folders (digits are classification only).")
-def make_digits_command(out, fmt):
+@click.option("--classes", default=None, metavar="DIGITS",
+              help="Keep only these digits, e.g. 0-4 or 6,7,8,9 (transfer learning: a source "
+                   "task on some digits, a target task on the others) [all ten].")
+@click.option("--train-count", type=click.IntRange(min=1), default=None,
+              help="Keep this many training images, class-balanced and seeded (smaller "
+                   "counts are subsets of larger ones); val and test keep every image of "
+                   "the kept digits [all].")
+def make_digits_command(out, fmt, classes, train_count):
     """scikit-learn's 1797 digits as 32x32 grayscale PNGs in OUT/{train,val,test}/<digit>/."""
     from kerascv_suite.data import load_digits, write_dataset
+    from kerascv_suite.data.builtin.digits import parse_digit_classes
 
+    try:
+        digits = parse_digit_classes(classes) if classes is not None else None
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--classes") from error
+    if train_count is not None and train_count < len(digits or range(10)):
+        raise click.BadParameter(f"keep at least one image per digit: {len(digits or range(10))} "
+                                 f"or more. Received: --train-count {train_count}",
+                                 param_hint="--train-count")
     for split in ("train", "val", "test"):
-        written = write_dataset(load_digits(split), out, fmt, split)
+        count = train_count if split == "train" else None
+        written = write_dataset(load_digits(split, digits, count), out, fmt, split)
         click.echo(f"{split}: {written} images -> {out}")
 
 
