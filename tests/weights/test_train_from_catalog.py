@@ -1,6 +1,8 @@
-"""`kcv train --weights imagenet --freeze backbone` end to end: the catalog entry is downloaded
-from the loopback server (see conftest.py), converted once, its backbone copied into a model
-with a new 2-class head, frozen, and trained on a user's folder of real photos."""
+"""`kcv train --model resnet18 --weights imagenet --freeze backbone` end to end (issue 13's
+"Done when"): the shipped resnet18 entry is downloaded from the loopback server (see
+conftest.py; a random checkpoint with its hash computed here), converted once, its backbone
+copied into a model with a new 2-class head, frozen, and trained on a user's folder of real
+photos."""
 
 import cv2
 import numpy as np
@@ -8,9 +10,9 @@ import yaml
 from click.testing import CliRunner
 from skimage import data as photos
 
+from kerascv_suite import weights
 from kerascv_suite.apps.cli import main
-from tests.weights.helpers import random_entry
-from tests.weights.test_download import conv1_kernel
+from tests.weights.helpers import ENTRY, randomize, sha256
 
 
 def _photo_folder(root):
@@ -22,16 +24,23 @@ def _photo_folder(root):
             cv2.imwrite(str(root / name / f"{i}.jpg"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
 
 
-def test_train_with_catalog_weights_and_a_frozen_backbone(catalog, served, tmp_path,
-                                                           monkeypatch):
-    _, folder, state = served
-    catalog(random_entry(folder))
+def test_train_with_catalog_weights_and_a_frozen_backbone(catalog, served, torchvision,
+                                                           tmp_path, monkeypatch):
+    import torch
+
+    _, folder, _ = served
+    module = randomize(torchvision.models.resnet18(weights=None), seed=7)
+    checkpoint = folder / "resnet18-f37072fd.pth"
+    torch.save(module.state_dict(), checkpoint)
+    shipped = weights.get_entry("resnet18.tv_in1k")
+    catalog({**{f: getattr(shipped, f) for f in ENTRY}, "name": shipped.name, "default": True,
+             "url": shipped.url, "bn_epsilon": 1e-5, "hash": sha256(checkpoint)})
     _photo_folder(tmp_path / "photos")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     run_dir = tmp_path / "run"
     result = CliRunner().invoke(main, [
-        "train", "--model", "squeezenet1_1", "--data", str(tmp_path / "photos"),
+        "train", "--model", "resnet18", "--data", str(tmp_path / "photos"),
         "--image-size", "64", "--epochs", "1", "--batch-size", "4", "--workers", "0",
         "--weights", "imagenet", "--freeze", "backbone", "--run-dir", str(run_dir)])
     assert result.exit_code == 0, result.output
@@ -41,7 +50,8 @@ def test_train_with_catalog_weights_and_a_frozen_backbone(catalog, served, tmp_p
     import keras
 
     model = keras.saving.load_model(run_dir / "checkpoints" / "best.keras")
-    # The frozen backbone still holds the served checkpoint; the head is new (2 classes).
-    np.testing.assert_allclose(model.get_layer("conv1").get_weights()[0], conv1_kernel(state),
+    # The frozen backbone still holds the served checkpoint (OIHW -> HWIO); the head is new.
+    served_kernel = module.state_dict()["conv1.weight"].numpy().transpose(2, 3, 1, 0)
+    np.testing.assert_allclose(model.get_layer("conv1_conv").get_weights()[0], served_kernel,
                                rtol=1e-6, atol=1e-6)
-    assert model.get_layer("conv10").get_weights()[0].shape[-1] == 2
+    assert model.get_layer("predictions").get_weights()[0].shape == (512, 2)
