@@ -11,6 +11,10 @@ from kerascv_suite.apps.evaluate_cmd import BACKENDS
               help="Detector: registry name, .keras file, models:/NAME@ALIAS, or an export "
                    "(.onnx, .tflite, SavedModel folder from kcv export) run with its "
                    "runtime.")
+@click.option("--weights", default=None,
+              help="With a registry name for --model: pretrained weights by name (imagenet "
+                   "= the model's default, or a catalog entry: kcv weights list), a weights "
+                   "file or models:/NAME@ALIAS [random initialization].")
 @click.option("--out", default="detections", show_default=True, help="Output folder.")
 @click.option("--score-threshold", type=click.FloatRange(0, 1, max_open=True), default=0.25,
               show_default=True, help="Minimum detection score.")
@@ -30,7 +34,7 @@ from kerascv_suite.apps.evaluate_cmd import BACKENDS
                    "letterbox that keeps the aspect ratio.")
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
               help="Keras backend (sets KERAS_BACKEND before Keras is imported).")
-def detect_command(folder, model, out, score_threshold, iou_threshold, max_detections,
+def detect_command(folder, model, weights, out, score_threshold, iou_threshold, max_detections,
                    batch_size, overwrite, class_names, resize, backend):
     """Detect objects in every image in FOLDER: annotated images plus detections.json
     (COCO format) and results.json (COCO results list) in --out.
@@ -44,6 +48,7 @@ def detect_command(folder, model, out, score_threshold, iou_threshold, max_detec
       kcv detect photos/ --model runs/detect/yolo/checkpoints/best.keras --score-threshold 0.4
       kcv detect photos/ --model best.keras --class-names circle,square,triangle --overwrite
       kcv detect photos/ --model ssd.onnx --out detected/
+      kcv detect photos/ --model ssd300_coco --weights ssd300_coco.tv_coco --score-threshold 0.5
     """
     from kerascv_suite.training.runner import check_backend
 
@@ -51,6 +56,7 @@ def detect_command(folder, model, out, score_threshold, iou_threshold, max_detec
         check_backend(backend)
     except RuntimeError as e:
         raise click.BadParameter(str(e), param_hint="--backend") from e
+    from kerascv_suite import models
     from kerascv_suite.apps.options import resolve_model
     from kerascv_suite.pipelines.detect_folder import DetectConfig, run
 
@@ -64,7 +70,18 @@ def detect_command(folder, model, out, score_threshold, iou_threshold, max_detec
         raise click.UsageError(str(e)) from e
     from kerascv_suite.export import is_export
 
-    detector = None if is_export(model) else resolve_model(model, "--model")
+    if weights is not None and not models.is_registered(model):
+        raise click.BadParameter(
+            "--weights goes with a registry name for --model (a saved model or export already "
+            f"holds its weights). Received: --model {model} --weights {weights}",
+            param_hint="--weights")
+    if weights is None:
+        detector = None if is_export(model) else resolve_model(model, "--model")
+    else:
+        try:  # the model with the weights' preprocessing, input size and class names
+            detector = models.build(model, weights=weights)
+        except (ValueError, FileNotFoundError) as e:
+            raise click.BadParameter(str(e), param_hint="--weights") from e
     try:
         result = run(config, model=detector, log=click.echo)
     except ValueError as e:

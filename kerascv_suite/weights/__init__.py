@@ -31,13 +31,9 @@ from kerascv_suite.weights.download import (
     is_cached,
     source_url,
 )
+from kerascv_suite.weights.converters import LAYOUTS, convert_state_dict
 from kerascv_suite.weights.errors import WeightsError
-from kerascv_suite.weights.torch_convert import (
-    LAYOUTS,
-    convert_state_dict,
-    read_state_dict,
-    set_bn_epsilon,
-)
+from kerascv_suite.weights.torch_convert import read_state_dict, set_bn_epsilon
 
 __all__ = [
     "BASE_URL_ENV",

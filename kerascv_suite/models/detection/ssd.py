@@ -34,6 +34,50 @@ CONFIGS = {
     },
 }
 
+# torchvision 0.28's ssd300_vgg16 (torchvision/models/detection/ssd.py), trained on COCO by
+# torchvision's detection references: the network of SSD300 with other default boxes and
+# preprocessing, so its weights convert exactly (weights.ssd_convert).
+# - DefaultBoxGenerator: scales 0.07, 0.15, 0.33, 0.51, 0.69, 0.87 and 1.05 (s_{m+1}) of
+#   the image (SSD512's Caffe scales), SSD300's ratios and steps, clip=True. Its clip clamps
+#   each box's width and height to the image, not the box to the image; only conv11_2's
+#   ratio-2 boxes change (261 * sqrt(2) = 369 px -> 300 px, centred on the image).
+#   `ssd_default_boxes` has no such clamp, so ours keep 369 px and the converter folds the
+#   difference into conv11_2's offset head (exactly: same centre, a fixed width ratio).
+# - Box coder weights (10, 10, 5, 5) = our variances (0.1, 0.1, 0.2, 0.2); post-processing
+#   score > 0.01, NMS IoU 0.45, 200 detections (the `SSDDecoder` defaults). torchvision keeps
+#   the top 400 candidates per class (topk_candidates) where `SSDDecoder` keeps the top 400
+#   (box, class) pairs of the image: the same detections whenever at most 400 pairs clear
+#   the score threshold; otherwise the low-scoring tail can differ.
+# - GeneralizedRCNNTransform: resize to 300 x 300 (no aspect kept), images in [0, 1] minus
+#   image_mean (0.48235, 0.45882, 0.40784) divided by image_std 1/255, i.e. RGB pixels minus
+#   (123, 117, 104), the Caffe SSD's mean in RGB order: the `"torchvision_ssd"` mode.
+# - Classes: torchvision's 91 labels are COCO category ids (0 "__background__", 10 "N/A"
+#   ids without a category). Ours are the same ids: num_classes=91 real class slots, so
+#   class id = COCO category id = torchvision label and the names are the shipped coco91
+#   list; our heads add the internal background in front (92 scores per box) and the
+#   converter pins slot 0 ("__background__", never a detection) to a -1e4 logit.
+TORCHVISION_SSD_SCALES = (0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05)
+TORCHVISION_SSD_MEAN = (0.48235, 0.45882, 0.40784)
+TORCHVISION_SSD_PREPROCESSING = "torchvision_ssd"
+SSD300_COCO = {
+    **SSD300,
+    "min_sizes": tuple(round(300 * s, 6) for s in TORCHVISION_SSD_SCALES[:-1]),
+    "max_sizes": tuple(round(300 * s, 6) for s in TORCHVISION_SSD_SCALES[1:]),
+}
+CONFIGS["ssd300_coco"] = {"default_boxes": SSD300_COCO, "extras": CONFIGS["ssd300"]["extras"]}
+
+
+def ssd_input(input_shape, preprocessing):
+    """`image_input`, plus the `"torchvision_ssd"` preprocessing of torchvision's SSD300
+    (RGB pixels minus 255 * `TORCHVISION_SSD_MEAN`, a `Normalization` layer named
+    `preprocessing`)."""
+    if preprocessing != TORCHVISION_SSD_PREPROCESSING:
+        return image_input(input_shape, preprocessing)
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    mean = [255.0 * m for m in TORCHVISION_SSD_MEAN]
+    return inputs, keras.layers.Normalization(mean=mean, variance=[1.0, 1.0, 1.0],
+                                              name="preprocessing")(inputs)
+
 
 def ssd_default_box_config(config, image_size, feature_map_sizes):
     """`ssd_default_boxes` arguments of an SSD of any (square) input size.
@@ -69,6 +113,7 @@ def ssd(
     width=1.0,
     batch_norm=False,
     extra_blocks=None,
+    include_top=True,
     backbone_weights=None,
     name=None,
 ):
@@ -88,8 +133,10 @@ def ssd(
         input_shape: square `(size, size, channels)`; 300 / 512 in the paper, at least 257
             for SSD300's valid 3x3 conv10_2 / conv11_2.
         weights: None, or a weights file / MLflow URI (see `load_weights`).
-        preprocessing: `ImagePreprocessing` mode (`"caffe"`, that of the VGG16 weights).
-        config: `"ssd300"` or `"ssd512"`.
+        preprocessing: `ImagePreprocessing` mode (`"caffe"`, that of the VGG16 weights), or
+            `"torchvision_ssd"` (torchvision's SSD300, see `ssd_input`).
+        config: `"ssd300"`, `"ssd512"` or `"ssd300_coco"` (torchvision's SSD300 default
+            boxes, see `SSD300_COCO`).
         width: multiplier of every filter count (1 in the paper; small for CPU training).
         batch_norm: batch normalization (Ioffe & Szegedy 2015) between every base and extra
             convolution and its ReLU (`<conv>_bn`, convolutions then without bias). Not in
@@ -100,6 +147,8 @@ def ssd(
             smaller input (e.g. 160 with 3 blocks: maps 20, 10, 5, 3, 1) still builds; the
             remaining maps keep the paper's default-box settings (`ssd_default_box_config`
             reads the map count back). SSD300 only.
+        include_top: False leaves out the multibox heads: the model then returns the list
+            of source feature maps (conv4_3_norm, fc7, conv8_2 ..), e.g. for another head.
         backbone_weights: None, `"imagenet"`, a vgg16 catalog entry (`vgg16.tv_in1k`) or a
             VGG16 weights file: the base's 13 convolutions and the paper's reduced fc6 / fc7
             subsampled from VGG16's fc1 / fc2 (sec. 3, see `load_vgg16_backbone`); `width`
@@ -143,7 +192,7 @@ def ssd(
         return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
     # === VGG16 base ===
-    inputs, x = image_input(input_shape, preprocessing)
+    inputs, x = ssd_input(input_shape, preprocessing)
     sources = []
     for block, entries in enumerate(VGG_CONFIGS["D"], start=1):
         for index, entry in enumerate(entries, start=1):
@@ -170,6 +219,9 @@ def ssd(
                              f"input or fewer extra_blocks. Received: input_shape={input_shape}")
         x = conv(x, filters(out), kernel, f"conv{index}_2", strides=stride)
         sources.append(x)
+    if not include_top:
+        return _with_backbone(finish_model(inputs, sources, name or config, weights),
+                              backbone_source)
 
     # === Multibox heads ===
     locs, confs = [], []
@@ -270,4 +322,19 @@ register_model(
     num_params=777_990,
     test_overrides={"input_shape": (260, 260, 3), "num_classes": 3, "width": 1 / 16},
     width=0.125,
+)
+# ssd300_coco (torchvision's ssd300_vgg16 layout, 91 COCO id slots + background = 92 scores
+# per box): torchvision's meta num_params 35,641,826 (its 91 scores per box, the L2Norm scale
+# included) plus our slot 0 on each conf head, k * (9 * C_in + 1) for (C_in, k) above:
+# 18,436 + 55,302 + 27,654 + 13,830 + 9,220 + 9,220 = 133,662 -> 35,775,488.
+register_model(
+    "ssd300_coco",
+    ssd,
+    task="detection",
+    paper=f"{PAPER} Default boxes and weights: torchvision 0.28 ssd300_vgg16 (COCO).",
+    num_params=35_775_488,
+    test_overrides={"input_shape": (260, 260, 3), "num_classes": 3, "width": 1 / 16},
+    config="ssd300_coco",
+    num_classes=91,
+    preprocessing=TORCHVISION_SSD_PREPROCESSING,
 )
