@@ -14,13 +14,15 @@ model's metadata (`export.metadata`).
 
 Modules: `formats` (names, backends), `graph` (the traced inference graph), `writers`
 (`export_model`), `metadata` (stored and read back), `runtimes` (`ExportedModel`,
-`ExportedDetector`, `ExportedSegmenter`), `checks` (`verify_export`, `match_detections`).
+`ExportedDetector`, `ExportedSegmenter`), `checks` (`verify_export`, `match_detections`),
+`quantize` (float16 / int8 TFLite) and `calibration` (int8's representative images).
 
 Example:
     >>> export_model(keras.saving.load_model("best.keras"), "ssd.onnx", "onnx")
     >>> ExportedDetector("ssd.onnx").predict(images)["boxes"]
 """
 
+from kerascv_suite.export.calibration import Calibration, calibration_inputs
 from kerascv_suite.export.checks import (ExportCheck, box_iou, match_detections,
                                          random_inputs, verify_export)
 from kerascv_suite.export.formats import (BACKEND_FORMATS, FORMATS, SUFFIXES, check_format,
@@ -30,11 +32,12 @@ from kerascv_suite.export.metadata import (METADATA_FORMATS, SAVED_MODEL_METADAT
 from kerascv_suite.export.runtimes import (ExportedDetector, ExportedModel,
                                            ExportedSegmenter, exported_task_model,
                                            filter_detections, load_exported)
+from kerascv_suite.export.quantize import QUANTIZATIONS
 from kerascv_suite.export.writers import export_model, export_models
 
-__all__ = ["BACKEND_FORMATS", "FORMATS", "METADATA_FORMATS", "SAVED_MODEL_METADATA",
-           "SUFFIXES", "ExportCheck", "ExportedDetector", "ExportedModel",
-           "ExportedSegmenter", "box_iou", "check_format", "export_model", "export_models",
+__all__ = ["BACKEND_FORMATS", "FORMATS", "METADATA_FORMATS", "QUANTIZATIONS",
+           "SAVED_MODEL_METADATA", "SUFFIXES", "Calibration", "ExportCheck", "ExportedDetector", "ExportedModel",
+           "ExportedSegmenter", "box_iou", "calibration_inputs", "check_format", "export_model", "export_models",
            "exported_metadata", "exported_task_model", "filter_detections", "format_of",
            "is_export", "load_exported", "match_detections", "random_inputs",
            "verify_export", "write_metadata"]

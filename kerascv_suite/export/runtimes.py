@@ -25,8 +25,9 @@ from kerascv_suite.export.metadata import exported_metadata
 CONTRACT_KEYS = ("boxes", "scores", "classes", "num_detections")
 
 
-def tflite_interpreter(path):
-    """A LiteRT interpreter for the flatbuffer at `path`."""
+def tflite_interpreter(model, keep_tensors=False):
+    """A LiteRT interpreter for the flatbuffer at path `model` (or its bytes);
+    `keep_tensors` keeps every intermediate tensor readable after `invoke` (calibration)."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -35,7 +36,15 @@ def tflite_interpreter(path):
         import tensorflow as tf
 
         Interpreter = tf.lite.Interpreter
-    return Interpreter(model_path=os.fspath(path))
+    source = ({"model_content": bytes(model)} if isinstance(model, (bytes, bytearray))
+              else {"model_path": os.fspath(model)})
+    if not keep_tensors:
+        return Interpreter(**source)
+    import warnings
+
+    with warnings.catch_warnings():  # "intended for debugging purposes only": calibration
+        warnings.simplefilter("ignore", UserWarning)
+        return Interpreter(**source, experimental_preserve_all_tensors=True)
 
 
 class ExportedModel:

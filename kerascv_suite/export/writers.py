@@ -15,16 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
+from kerascv_suite.export.calibration import calibration_inputs
 from kerascv_suite.export.formats import FORMATS, check_backend, check_format
 from kerascv_suite.export.graph import detector_graph, export_kind, segmenter_graph
 from kerascv_suite.export.metadata import write_metadata
+from kerascv_suite.export.quantize import (check_quantize, float16_options, int8_flatbuffer,
+                                           keras_converter_options)
 
 ONNX_OPSET = 17
 
 
 def export_model(model, path, format="saved_model", overwrite=False, raw=False, argmax=False,
                  score_threshold=None, iou_threshold=None, max_detections=None,
-                 num_proposals=300):
+                 num_proposals=300, quantize=None, data=None, calibration_images=64):
     """Writes `model` for inference in `format` at `path`; see `export_models`.
 
     Returns:
@@ -32,12 +35,14 @@ def export_model(model, path, format="saved_model", overwrite=False, raw=False, 
     """
     return export_models(model, {format: path}, overwrite=overwrite, raw=raw, argmax=argmax,
                          score_threshold=score_threshold, iou_threshold=iou_threshold,
-                         max_detections=max_detections, num_proposals=num_proposals)[format]
+                         max_detections=max_detections, num_proposals=num_proposals,
+                         quantize=quantize, data=data,
+                         calibration_images=calibration_images)[format]
 
 
 def export_models(model, paths, overwrite=False, raw=False, argmax=False,
                   score_threshold=None, iou_threshold=None, max_detections=None,
-                  num_proposals=300):
+                  num_proposals=300, quantize=None, data=None, calibration_images=64):
     """Writes `model` for inference in each format of `paths`, with its metadata (one
     traced graph, and one TFLite conversion for both TFLite and ONNX).
 
@@ -52,19 +57,26 @@ def export_models(model, paths, overwrite=False, raw=False, argmax=False,
         score_threshold, iou_threshold, max_detections: a detector's post-processing baked
             into the graph; None keeps the model's (`describe(model)["decoder"]`).
         num_proposals: proposals per image a Fast R-CNN / R-CNN export takes.
+        quantize: TFLite only: None (float32), "float16" or "int8" (post-training; see
+            `export.quantize`). The inputs and outputs stay float32.
+        data: int8: what to calibrate on, None (the built-in set the model's recipe
+            trained on), "shapes", "digits" or a folder of images (`export.calibration`).
+        calibration_images: int8: how many images calibrate.
 
     Returns:
         `{format: Path}` written.
 
     Raises:
         ValueError: an unknown format, one the current Keras backend cannot write, `raw` on
-            an R-CNN-family detector, or `argmax` on a model that is not a segmenter.
+            an R-CNN-family detector, `argmax` on a model that is not a segmenter, or
+            `quantize` with a format other than tflite.
         FileExistsError: `path` exists and `overwrite` is False.
     """
     import keras
 
     for format in paths:
         check_format(format)
+    check_quantize(quantize, paths)
     kind = export_kind(model, raw=raw, argmax=argmax)
     for format in paths:
         check_backend(format, keras.backend.backend(), graph=kind != "model")
@@ -79,10 +91,17 @@ def export_models(model, paths, overwrite=False, raw=False, argmax=False,
                 raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         path.parent.mkdir(parents=True, exist_ok=True)
+    quantization = {"quantization": quantize or "float32"}
     if kind == "model":
+        calibration = None
+        if quantize == "int8":
+            shape = [d or 64 for d in model.inputs[0].shape[1:]]
+            calibration = calibration_inputs(model, shape, data, calibration_images)
+            quantization["calibration"] = calibration.source
         for format, path in paths.items():
-            _keras_export(model, path, format)
-            write_metadata(path, format, model, {"kind": "raw" if raw else "model"})
+            _keras_export(model, path, format, keras_converter_options(quantize, calibration))
+            write_metadata(path, format, model,
+                           {"kind": "raw" if raw else "model", **quantization})
         return paths
     if kind == "detector":
         graph = detector_graph(model, score_threshold, iou_threshold, max_detections,
@@ -97,9 +116,16 @@ def export_models(model, paths, overwrite=False, raw=False, argmax=False,
                              "Received: format='onnx'")
     else:
         graph = segmenter_graph(model)
-    write_graph(graph, paths)
+    calibration = None
+    if quantize == "int8":
+        proposals = graph.inputs.get("proposals")
+        calibration = calibration_inputs(model, graph.inputs["images"][1:], data,
+                                         calibration_images, num_proposals=proposals and
+                                         proposals[1])
+        quantization["calibration"] = calibration.source
+    write_graph(graph, paths, quantize, calibration)
     for format, path in paths.items():
-        write_metadata(path, format, graph.model, graph.info)
+        write_metadata(path, format, graph.model, {**graph.info, **quantization})
     return paths
 
 
@@ -110,17 +136,18 @@ def _has_graph(model):
         return False
 
 
-def _keras_export(model, path, format):
+def _keras_export(model, path, format, options=None):
     if not getattr(model, "_called", True):
         # A model loaded from .keras has never run; Keras' ONNX export needs one call to
         # trace its input signature.
-        model(np.zeros((1, *model.inputs[0].shape[1:]), "float32"))
-    model.export(os.fspath(path), format=FORMATS[format], verbose=False)
+        model(np.zeros((1, *(d or 64 for d in model.inputs[0].shape[1:])), "float32"))
+    model.export(os.fspath(path), format=FORMATS[format], verbose=False, **(options or {}))
 
 
-def write_graph(graph, paths):
+def write_graph(graph, paths, quantize=None, calibration=None):
     """Writes a `ServingGraph` in several formats, `{format: path}` (see `export.graph`;
-    the ONNX file is converted from the TFLite flatbuffer, made once for both)."""
+    the ONNX file is converted from the TFLite flatbuffer, made once for both; `quantize`
+    and `calibration` apply to the TFLite file, see `export.quantize`)."""
     import tensorflow as tf
 
     for format, path in paths.items():
@@ -131,7 +158,7 @@ def write_graph(graph, paths):
     if "tflite" not in paths and "onnx" not in paths:
         return
     try:
-        flatbuffer = tflite_flatbuffer(graph)
+        flatbuffer = tflite_flatbuffer(graph, "float16" if quantize == "float16" else None)
     except Exception as error:  # the converter's ConverterError names the op
         if "tflite" in paths:
             op = _unsupported_op(str(error))
@@ -141,6 +168,8 @@ def write_graph(graph, paths):
                              "format='tflite'") from error
         flatbuffer = None
     if "tflite" in paths:
+        if quantize == "int8":
+            flatbuffer = int8_flatbuffer(flatbuffer, calibration)
         Path(paths["tflite"]).write_bytes(flatbuffer)
     if "onnx" in paths and flatbuffer is None:
         # No NMS in this graph (a segmenter): tf2onnx's TensorFlow frontend converts it.
@@ -156,9 +185,10 @@ def write_graph(graph, paths):
             onnx_from_tflite(source, paths["onnx"], graph)
 
 
-def tflite_flatbuffer(graph):
+def tflite_flatbuffer(graph, quantize=None):
     """The graph as a TFLite flatbuffer with builtin ops only: variables frozen first, the
-    control flow kept as TFLite While / If, the signature named as the graph's."""
+    control flow kept as TFLite While / If, the signature named as the graph's
+    (`quantize="float16"`: float16 weights)."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2)
@@ -175,6 +205,8 @@ def tflite_flatbuffer(graph):
     function = tf.function(named, input_signature=specs).get_concrete_function()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], graph.module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "float16":
+        float16_options(converter)
     return converter.convert()
 
 
