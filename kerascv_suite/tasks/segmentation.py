@@ -4,6 +4,13 @@ Per-epoch metrics come from one `ConfusionReport` metric: its state is the confu
 of everything seen since the last reset, so `val_miou`, `val_pixel_accuracy` and
 `val_iou_<class>` cover the whole validation split, not a mean of per-batch values.
 
+Semi-supervised training (`mask_fraction` < 1): every training image keeps its image-level
+labels (the classes its mask holds), but only a seeded fraction of the images keep their
+masks (`masked_indices`); the others' masks become all void (255) after augmentation, so
+no pixel loss sees them. Plain segmenters (U-Net, DeconvNet...) then learn from that
+fraction alone (same images, same steps); DecoupledNet also learns its classifier from
+every image's labels (its `y` is `{"masks", "labels"}`).
+
 The test evaluation (`evaluate_segmenter`, also what `kcv evaluate` runs on a segmenter)
 resizes each image to the model's input, resizes the predicted label map back to the image's
 own size (nearest) and scores it against the untouched mask (255 = ignore).
@@ -39,6 +46,8 @@ class SegmenterConfig(TrainConfig):
         num_overlays: test images drawn as overlays into the report.
         epoch_overlays: fixed validation images drawn after every epoch into one grid,
             logged to MLflow as `overlays/epoch_NNN.png` (0: none).
+        mask_fraction: fraction of the training images whose masks are used, in (0, 1]
+            (seeded by `seed`, see `masked_indices`); the others only give image labels.
     """
 
     task: str | None = "segmentation"
@@ -55,6 +64,7 @@ class SegmenterConfig(TrainConfig):
     shapes_count: int = 800
     num_overlays: int = 8
     epoch_overlays: int = 4
+    mask_fraction: float = 1.0
 
     def __post_init__(self):
         super().__post_init__()
@@ -65,6 +75,9 @@ class SegmenterConfig(TrainConfig):
                              f"Received: format={self.format!r}")
         if self.width is not None and self.width <= 0:
             raise ValueError(f"width must be positive. Received: width={self.width}")
+        if not 0 < float(self.mask_fraction) <= 1:
+            raise ValueError("mask_fraction must be in (0, 1] (1: every training mask). "
+                             f"Received: mask_fraction={self.mask_fraction}")
 
     @property
     def builder_options(self) -> dict:
@@ -94,6 +107,76 @@ def open_splits(config):
     train, val, test = split(root, fmt, config.seed,
                              lambda name: read_dataset(root, fmt, name, **options))
     return train, val, test, train.mask_class_names
+
+
+def masked_indices(count, fraction, seed):
+    """The sorted indices of the training images whose masks are used: a seeded random
+    `round(fraction * count)` of them (at least one), the same for every model trained with
+    the same data, fraction and seed."""
+    keep = min(count, max(1, int(round(float(fraction) * count))))
+    return np.sort(np.random.default_rng(seed).permutation(count)[:keep])
+
+
+class PartialMasks:
+    """A dataset whose samples carry `label` 1 when their mask is used, else 0.
+
+    The mask itself stays in the sample (augmentation and the image labels need it); the
+    fit dataset (`partial_targets`) voids the masks of samples labelled 0. Everything else
+    (length, class names, skips) is the wrapped dataset's.
+
+    Args:
+        dataset: a segmentation dataset.
+        indices: the indices whose masks are used (`masked_indices`).
+    """
+
+    def __init__(self, dataset, indices):
+        self.dataset = dataset
+        self.indices = frozenset(int(i) for i in indices)
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        sample = dict(self.dataset[index])
+        sample["label"] = int(int(index) in self.indices)
+        return sample
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __getattr__(self, name):
+        if name in ("dataset", "indices"):  # not set yet (unpickling)
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def partial_targets(ds, num_classes, image_labels):
+    """Maps a `(images, {"masks", "labels"})` tf.data pipeline (labels: 1 when the mask is
+    used) to `(images, masks)` with the unused masks all void (255), or with
+    `image_labels` to `(images, {"masks", "labels"})`, `labels` `(batch, num_classes - 1)`
+    the classes 1.. present in each image's (augmented, whole) mask."""
+    import tensorflow as tf
+
+    def targets(images, y):
+        masks = y["masks"]
+        used = tf.reshape(tf.cast(y["labels"], tf.bool), [-1, 1, 1])
+        kept = tf.where(used, masks, tf.constant(255, masks.dtype))
+        if not image_labels:
+            return images, kept
+        classes = tf.range(1, num_classes, dtype=tf.int32)
+        present = tf.reduce_any(tf.equal(tf.cast(masks, tf.int32)[..., None], classes),
+                                axis=[1, 2])
+        return images, {"masks": kept, "labels": tf.cast(present, tf.float32)}
+
+    return ds.map(targets)
+
+
+def uses_image_labels(model_name):
+    """Whether the registered model trains on image labels too (DecoupledNet)."""
+    from kerascv_suite.models.registry import get_spec
+    from kerascv_suite.models.segmentation.decouplednet import decouplednet
+
+    return get_spec(model_name).builder is decouplednet
 
 
 def predict_label_maps(model, images, batch_size):
@@ -182,7 +265,7 @@ def rgb_for(image, channels, size):
 
 
 class SegmentationTask(Task):
-    """FCN, DeconvNet, SegNet, U-Net: per-pixel classes, scored by mIoU."""
+    """FCN, DeconvNet, SegNet, U-Net, DecoupledNet: per-pixel classes, scored by mIoU."""
 
     name = "segmentation"
     config_class = SegmenterConfig
@@ -198,22 +281,43 @@ class SegmentationTask(Task):
         size = (config.image_size,) * 2 if config.image_size else tuple(reference[:2])
         train, val, test, class_names = open_splits(config)
         skips = check_splits({"train": train, "val": val, "test": test}, config)
+        image_labels = uses_image_labels(config.model_name)
+        partial = image_labels or config.mask_fraction < 1
+        if partial:
+            masked = masked_indices(len(train), config.mask_fraction, config.seed)
+            log(f"Masks of {len(masked)} of {len(train)} training images used "
+                f"(mask_fraction {config.mask_fraction:g}, seed {config.seed})"
+                + ("; image labels of all." if image_labels else "."))
+            train_source = PartialMasks(train, masked)
         train_aug = build_augmenter(config.augment or "segmentation_eval", image_size=size,
                                     **(config.augment_options if config.augment else {}))
         eval_aug = build_augmenter("segmentation_eval", image_size=size)
 
-        def loader(dataset, augment, shuffle, workers, split):
+        def loader(dataset, augment, shuffle, workers, split, keys=("images", "masks")):
             return DataLoader(dataset, config.batch_size, augment=augment,
-                              keys=("images", "masks"), shuffle=shuffle, seed=config.seed,
+                              keys=keys, shuffle=shuffle, seed=config.seed,
                               num_workers=workers, skips=skips, split=split)
 
-        loaders = {"train": loader(train, train_aug, True, config.workers, "train"),
+        if partial:
+            train_loader = loader(train_source, train_aug, True, config.workers, "train",
+                                  ("images", "masks", "labels"))
+            train_fit = partial_targets(fit_dataset(train_loader, channels,
+                                                    y=("masks", "labels")),
+                                        len(class_names), image_labels)
+        else:
+            train_loader = loader(train, train_aug, True, config.workers, "train")
+            train_fit = fit_dataset(train_loader, channels, y="masks")
+        loaders = {"train": train_loader,
                    "val": loader(val, eval_aug, False, config.workers, "val")}
+        val_fit = fit_dataset(loaders["val"], channels, y="masks")
+        if image_labels:
+            val_fit = partial_targets(val_fit.map(lambda images, masks: (
+                images, {"masks": masks, "labels": masks[:, 0, 0] * 0 + 1})),
+                len(class_names), True)
         return TaskData(splits={"train": train, "val": val, "test": test}, loaders=loaders,
                         class_names=[str(n) for n in class_names],
-                        input_shape=(*size, channels),
-                        train=fit_dataset(loaders["train"], channels, y="masks"),
-                        val=fit_dataset(loaders["val"], channels, y="masks"), skips=skips)
+                        input_shape=(*size, channels), train=train_fit, val=val_fit,
+                        skips=skips)
 
     def build_model(self, config, data, log):
         from kerascv_suite.training import finetune
@@ -245,13 +349,16 @@ class SegmentationTask(Task):
         from kerascv_suite.losses.segmentation import segmentation_loss
         from kerascv_suite.metrics.segmentation import ConfusionReport
         from kerascv_suite.models.metadata import describe
+        from kerascv_suite.models.segmentation.decouplednet import DecoupledNet
         from kerascv_suite.training.runner import make_optimizer
 
         num_classes = model.output_shape[-1]
         names = describe(model).get("class_names") or [str(i) for i in range(num_classes)]
         metric = ConfusionReport(num_classes, [n.replace(" ", "_") for n in names])
+        # DecoupledNet computes its own two losses (DecoupledNet.compute_loss).
+        loss = None if isinstance(model, DecoupledNet) else segmentation_loss(config.loss)
         model.compile(optimizer=make_optimizer(config, lr, epochs, steps_per_epoch),
-                      loss=segmentation_loss(config.loss), metrics=[metric])
+                      loss=loss, metrics=[metric])
 
     def epoch_callbacks(self, config, data, run_dir, tracker):
         """Draws `config.epoch_overlays` fixed validation images after every epoch (image |

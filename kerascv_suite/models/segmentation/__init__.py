@@ -6,6 +6,7 @@ the model's input, or tiled at native resolution with the tiles' probabilities a
 
 from kerascv_suite.models.segmentation import (  # noqa: F401
     deconvnet,
+    decouplednet,
     fcn,
     hourglass,
     segnet,
