@@ -12,7 +12,8 @@ from kerascv_suite.tasks.config import BACKENDS, DISTRIBUTE_MODES, FORMATS, OPTI
 # Options that a resumed run takes from its saved config.yaml instead.
 FIXED_ON_RESUME = ("model", "data", "format", "batch_size", "image_size", "optimizer", "lr",
                    "schedule", "seed", "weights", "backbone_weights", "freeze", "recipe",
-                   "shapes_count", "max_boxes", "max_proposals", "loss", "width", "sigma")
+                   "shapes_count", "max_boxes", "max_proposals", "loss", "width", "sigma",
+                   "mask_fraction")
 _UNIT = click.FloatRange(min=0, max=1)
 TASK_DEFAULT_MODELS = {None: "lenet5", "detection": "faster_rcnn", "segmentation": "unet",
                        "keypoints": "hourglass"}
@@ -105,6 +106,11 @@ OPTIONS = [
                  help="Segmenters: cross-entropy (255 ignored), Dice, or both [ce]."),
     click.Option(["--width"], type=click.FloatRange(min=0, min_open=True), default=None,
                  help="Segmenters: filter multiplier (0.25: a quarter of the paper's)."),
+    click.Option(["--mask-fraction"], type=click.FloatRange(min=0, max=1, min_open=True),
+                 default=None,
+                 help="Segmenters: fraction of the training images whose masks are used "
+                      "(a seeded choice); the others give only image labels, which "
+                      "DecoupledNet learns from [1]."),
     # Keypoints
     click.Option(["--sigma"], type=click.FloatRange(min=0, min_open=True), default=None,
                  help="Keypoint models: std of the target Gaussians in heatmap cells [1]."),
