@@ -8,6 +8,10 @@ from kerascv_suite.layers.squeeze_excite import apply_squeeze_excite, squeeze_ex
 # keras.applications' ResNet epsilon (keras/src/applications/resnet.py), kept so its weights load.
 BN_EPSILON = 1.001e-5
 EXPANSION = {"basic": 1, "bottleneck": 4}
+# Where a strided bottleneck puts its stride: on the first 1x1 convolution (He et al. 2016 and
+# keras.applications, "v1"), or on the 3x3 convolution (torchvision's ResNet-50/101/152,
+# "v1.5", after Goyal et al., "Accurate, Large Minibatch SGD", 2017).
+STRIDE_PLACEMENTS = ("1x1", "3x3")
 
 
 def residual_block_layers(
@@ -18,6 +22,7 @@ def residual_block_layers(
     se_ratio=None,
     use_bias=True,
     epsilon=BN_EPSILON,
+    stride_on="1x1",
     name="block",
     dtype=None,
 ):
@@ -30,10 +35,16 @@ def residual_block_layers(
         filters: width of the block's 3x3 convolution; the block outputs
             `filters * EXPANSION[kind]` channels.
         in_channels: channels of the block's input.
-        stride: stride of the block (on the first convolution, as keras.applications).
+        stride: stride of the block (on the first convolution, as keras.applications,
+            unless `stride_on="3x3"`).
         se_ratio: if set, a Squeeze-and-Excitation block with this ratio rescales the
             residual branch before the addition (Hu et al. 2018, Fig. 3).
         use_bias: biases on the convolutions (keras.applications' ResNet has them).
+        epsilon: BatchNormalization epsilon.
+        stride_on: a bottleneck's strided convolution, one of `STRIDE_PLACEMENTS`: `"1x1"`
+            (the first 1x1, keras.applications) or `"3x3"` (torchvision's "v1.5": the 3x3,
+            padded by one pixel on every side as torchvision's `conv3x3`). Basic blocks
+            always stride their first 3x3.
 
     Returns:
         A dict of layers for `apply_residual_block`. A projection shortcut (He et al. 2016,
@@ -41,6 +52,10 @@ def residual_block_layers(
     """
     if kind not in EXPANSION:
         raise ValueError(f"kind must be one of {tuple(EXPANSION)}. Received: kind={kind!r}")
+    if stride_on not in STRIDE_PLACEMENTS:
+        raise ValueError(
+            f"stride_on must be one of {STRIDE_PLACEMENTS}. Received: stride_on={stride_on!r}"
+        )
     out_channels = filters * EXPANSION[kind]
 
     def conv(filters_, kernel, key, strides=1, padding="valid"):
@@ -61,9 +76,15 @@ def residual_block_layers(
     if stride != 1 or in_channels != out_channels:
         layers["0_conv"] = conv(out_channels, 1, "0_conv", strides=stride)
         layers["0_bn"] = bn("0_bn")
-    if kind == "bottleneck":
+    if kind == "bottleneck" and (stride == 1 or stride_on == "1x1"):
         layers["1_conv"] = conv(filters, 1, "1_conv", strides=stride)
         layers["2_conv"] = conv(filters, 3, "2_conv", padding="same")
+    elif kind == "bottleneck":
+        layers["1_conv"] = conv(filters, 1, "1_conv")
+        # Symmetric padding as torchvision's conv3x3 (see the basic block below).
+        layers["2_pad"] = keras.layers.ZeroPadding2D(1, name=f"{name}_2_pad", dtype=dtype)
+        layers["2_conv"] = conv(filters, 3, "2_conv", strides=stride)
+    if kind == "bottleneck":
         layers["3_conv"] = conv(out_channels, 1, "3_conv")
         stages = ("1", "2", "3")
     else:
@@ -99,10 +120,10 @@ def apply_residual_block(layers, x):
     shortcut = x
     if "0_conv" in layers:
         shortcut = layers["0_bn"](layers["0_conv"](x))
-    if "1_pad" in layers:
-        x = layers["1_pad"](x)
     stage = 1
     while f"{stage}_conv" in layers:
+        if f"{stage}_pad" in layers:
+            x = layers[f"{stage}_pad"](x)
         x = layers[f"{stage}_bn"](layers[f"{stage}_conv"](x))
         if f"{stage}_relu" in layers:
             x = layers[f"{stage}_relu"](x)
@@ -116,19 +137,20 @@ class _ResidualBlock(BlockLayer):
     kind = None
 
     def __init__(self, filters, stride=1, se_ratio=None, use_bias=True, epsilon=BN_EPSILON,
-                 **kwargs):
+                 stride_on="1x1", **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.stride = int(stride)
         self.se_ratio = None if se_ratio is None else int(se_ratio)
         self.use_bias = bool(use_bias)
         self.epsilon = float(epsilon)
+        self.stride_on = str(stride_on)
 
     def make_layers(self, input_shape):
         return residual_block_layers(
             self.kind, self.filters, input_shape[-1], stride=self.stride,
             se_ratio=self.se_ratio, use_bias=self.use_bias, epsilon=self.epsilon,
-            name=self.name, dtype=self.dtype_policy,
+            stride_on=self.stride_on, name=self.name, dtype=self.dtype_policy,
         )
 
     def apply_layers(self, layers, x):
@@ -142,6 +164,7 @@ class _ResidualBlock(BlockLayer):
             "se_ratio": self.se_ratio,
             "use_bias": self.use_bias,
             "epsilon": self.epsilon,
+            "stride_on": self.stride_on,
         }
 
 
@@ -172,15 +195,17 @@ class BottleneckBlock(_ResidualBlock):
     """Bottleneck residual block (1x1, 3x3, 1x1) of ResNet-50/101/152.
 
     He et al. 2016 (Fig. 5 right), laid out as keras.applications' `residual_block_v1`: the
-    stride sits on the first 1x1 convolution, the last 1x1 convolution expands to
-    `4 * filters` channels, and a 1x1 projection shortcut + BN is used where the shape changes.
+    stride sits on the first 1x1 convolution (or on the 3x3 with `stride_on="3x3"`,
+    torchvision's "v1.5"), the last 1x1 convolution expands to `4 * filters` channels, and a
+    1x1 projection shortcut + BN is used where the shape changes.
 
     Args:
         filters: width of the 3x3 convolution; the block outputs `4 * filters` channels.
-        stride: stride of the first convolution and of the shortcut.
+        stride: stride of the strided convolution (see `stride_on`) and of the shortcut.
         se_ratio: optional Squeeze-and-Excitation ratio (SE-ResNet, Hu et al. 2018, Fig. 3).
         use_bias: biases on the convolutions.
         epsilon: BatchNormalization epsilon.
+        stride_on: `"1x1"` (keras.applications) or `"3x3"` (torchvision's ResNet v1.5).
 
     Input shape: `(batch, height, width, channels)`.
     Output shape: `(batch, ceil(height / stride), ceil(width / stride), 4 * filters)`.

@@ -6,7 +6,8 @@ permuted from NCHW to NHWC flattening order where a `Flatten` precedes them), a 
 (torchvision's ResNet has no conv biases) as zeros, BatchNorm weight / bias / running mean /
 running variance as gamma / beta / moving mean / moving variance. Every tensor of the state
 dict must find a layer and every weighted layer a tensor, so a layout that does not fit fails
-with the names, never silently.
+with the names, never silently; the only tensors left out are those of `TRAINING_ONLY`
+(GoogLeNet's auxiliary heads, which torchvision itself drops in eval).
 
 Example:
     >>> state = read_state_dict("resnet18-f37072fd.pth")
@@ -115,17 +116,62 @@ def resnet_pairs(model, state):
     return pairs
 
 
-LAYOUTS = {"vgg": vgg_pairs, "squeezenet": squeezenet_pairs, "resnet": resnet_pairs}
+def alexnet_pairs(model, state):
+    """torchvision AlexNet ("one weird trick"): `features.0/3/6/8/10` onto `conv1` ...
+    `conv5`, `classifier.1/4/6` onto `fc6`, `fc7`, `predictions`."""
+    del state
+    pairs = [(f"conv{i}", f"features.{index}") for i, index in enumerate((0, 3, 6, 8, 10), 1)]
+    names = {layer.name for layer in model.layers}
+    for name, prefix in (("fc6", "classifier.1"), ("fc7", "classifier.4"),
+                         ("predictions", "classifier.6")):
+        if name in names:
+            pairs.append((name, prefix))
+    return pairs
+
+
+# torchvision GoogLeNet's BasicConv2d modules -> our `conv_bn_relu` names (googlenet_tv).
+GOOGLENET_STEM = {"conv1": "conv1_7x7_s2", "conv2": "conv2_3x3_reduce", "conv3": "conv2_3x3"}
+GOOGLENET_BRANCHES = {"branch1": "1x1", "branch2.0": "3x3_reduce", "branch2.1": "3x3",
+                      "branch3.0": "5x5_reduce", "branch3.1": "5x5", "branch4.1": "pool_proj"}
+
+
+def googlenet_pairs(model, state):
+    """torchvision GoogLeNet: `conv1..3` and `inception{3a..5b}.branch*` (each `.conv` and
+    `.bn`) onto googlenet_tv's `{name}_conv` / `{name}_bn`, `fc` onto `predictions`."""
+    pairs = []
+    for theirs, ours in GOOGLENET_STEM.items():
+        pairs += [(f"{ours}_conv", f"{theirs}.conv"), (f"{ours}_bn", f"{theirs}.bn")]
+    stages = sorted({m[1] for key in state if (m := re.match(r"^inception(\w\w)\.", key))})
+    for stage in stages:
+        for theirs, ours in GOOGLENET_BRANCHES.items():
+            pairs += [(f"inception_{stage}_{ours}_conv", f"inception{stage}.{theirs}.conv"),
+                      (f"inception_{stage}_{ours}_bn", f"inception{stage}.{theirs}.bn")]
+    if "predictions" in {layer.name for layer in model.layers}:
+        pairs.append(("predictions", "fc"))
+    return pairs
+
+
+LAYOUTS = {"vgg": vgg_pairs, "squeezenet": squeezenet_pairs, "resnet": resnet_pairs,
+           "alexnet": alexnet_pairs, "googlenet": googlenet_pairs}
+# Tensor prefixes a layout may leave out: torchvision's googlenet() loads its checkpoint with
+# the auxiliary heads and then deletes them (`model.aux1 = None` when aux_logits is False).
+TRAINING_ONLY = {"googlenet": ("aux1.", "aux2.")}
 
 
 def flatten_input_shape(model, layer):
-    """`(h, w, c)` of the `Flatten` feeding `layer`, or None when no flatten precedes it."""
+    """`(h, w, c)` of the `Flatten` feeding `layer` (directly or through dropout), or None
+    when no flatten precedes it."""
     import keras
 
     flattens = [candidate for candidate in model.layers
                 if isinstance(candidate, keras.layers.Flatten)]
     for flatten in flattens:
-        if flatten.output is layer.input:
+        features = flatten.output
+        # Dropout keeps the features' order (torchvision's AlexNet classifier starts with one).
+        for candidate in model.layers:
+            if isinstance(candidate, keras.layers.Dropout) and candidate.input is features:
+                features = candidate.output
+        if features is layer.input:
             shape = tuple(flatten.input.shape[1:])
             return shape if len(shape) == 3 else None
     return None
@@ -180,7 +226,8 @@ def convert_state_dict(model, state, layout) -> list[str]:
         model: one of our models with the architecture of the checkpoint (same classes and,
             for a flatten + dense head, the same input size).
         state: `{name: array}`, e.g. from `read_state_dict`.
-        layout: a key of `LAYOUTS` (`"vgg"`, `"squeezenet"`, `"resnet"`).
+        layout: a key of `LAYOUTS` (`"vgg"`, `"squeezenet"`, `"resnet"`, `"alexnet"`,
+            `"googlenet"`).
 
     Returns:
         Names of the layers that received weights (every weighted layer of `model`).
@@ -209,7 +256,7 @@ def convert_state_dict(model, state, layout) -> list[str]:
         updates.append((layer, values))
         used.update(keys)
         assigned.append(name)
-    unused = sorted(set(state) - used)
+    unused = sorted(k for k in set(state) - used if not k.startswith(TRAINING_ONLY.get(layout, ())))
     if unused:
         raise WeightsError(f"{len(unused)} tensors of the state dict fit no layer of "
                            f"{model.name!r} (layout {layout!r}): {unused[:6]}")

@@ -109,3 +109,36 @@ def test_rejects_unknown_options():
         build("alexnet", config="googlenet")
     with pytest.raises(ValueError, match="lrn_position"):
         build("alexnet", lrn_position="everywhere")
+
+
+# torchvision 0.28 torchvision/models/alexnet.py, weights + biases per layer (hand count):
+# 11*11*3*64+64, 5*5*64*192+192, 3*3*192*384+384, 3*3*384*256+256, 3*3*256*256+256; the head
+# as Caffe's. Total = AlexNet_Weights.IMAGENET1K_V1.meta["num_params"] = 61,100,840.
+OWT_PARAMS = {
+    **CAFFE_ALEXNET_PARAMS, "conv1": 23_296, "conv2": 307_392, "conv3": 663_936,
+    "conv4": 884_992, "conv5": 590_080,
+}  # fmt: skip
+
+
+def test_one_weird_trick_is_torchvisions_alexnet():
+    from kerascv_suite.models import get_spec
+
+    assert sum(OWT_PARAMS.values()) == get_spec("alexnet_owt").num_params == 61_100_840
+    # At 64 px (the parity test's size) conv5 ends at 1x1 and the adaptive pooling repeats it
+    # to 6x6 as torchvision's AdaptiveAvgPool2d does; fc6 always sees 6*6*256 features.
+    model = build("alexnet_owt", input_shape=(64, 64, 3), num_classes=10)
+    sizes = {"conv1": 15, "pool1": 7, "conv2": 7, "pool2": 3, "conv5": 3, "pool5": 1,
+             "avgpool": 6}
+    assert {n: model.get_layer(n).output.shape[1] for n in sizes} == sizes
+    assert _params(model, ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6"]) == {
+        n: OWT_PARAMS[n] for n in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6")}
+    names = [layer.name for layer in model.layers]
+    # torchvision's classifier: Dropout, fc6, ReLU, Dropout, fc7, ReLU, fc8.
+    assert names[names.index("flatten"):] == ["flatten", "drop6", "fc6", "drop7", "fc7",
+                                              "predictions"]
+    # The paper variant keeps its dropout after fc6 / fc7 and no adaptive pooling.
+    paper = [layer.name for layer in build("alexnet", input_shape=(67, 67, 3)).layers]
+    assert paper[paper.index("pool5"):] == ["pool5", "flatten", "fc6", "drop6", "fc7",
+                                            "drop7", "predictions"]
+    with pytest.raises(ValueError, match="adaptive_pool must be"):
+        build("alexnet_owt", adaptive_pool=(0, 6))

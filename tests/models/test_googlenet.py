@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from kerascv_suite.models.classification.googlenet import googlenet
+from kerascv_suite.models.classification.googlenet import INCEPTION_FILTERS, googlenet
 from kerascv_suite.models.registry import build
 
 # Table 1 of Szegedy et al. 2015, "output size" column, at 224x224x3 input.
@@ -193,3 +193,32 @@ def test_headless_pooling():
 def test_aux_needs_top():
     with pytest.raises(ValueError, match="include_top"):
         googlenet(include_top=False, aux_classifiers=True)
+
+
+def test_torchvision_layout():
+    from kerascv_suite.models import get_spec
+
+    model = build("googlenet_tv", include_top=False, input_shape=(64, 64, 3))
+    bn = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    channels = sum(l.gamma.shape[0] for l in bn)
+    # One BN per convolution: 64 + 64 + 192 (stem) + the six filter counts of each Inception
+    # row summed over 3a-5b (6,960) = 7,280 channels.
+    assert channels == 64 + 64 + 192 + sum(sum(f) for f in INCEPTION_FILTERS.values()) == 7_280
+    # Keras counting = torchvision 0.28 GoogLeNet_Weights.IMAGENET1K_V1.meta["num_params"]
+    # (6,624,904, no auxiliary heads) + each BN channel's moving mean and variance.
+    assert get_spec("googlenet_tv").num_params - 2 * channels == 6_624_904
+    assert {l.epsilon for l in bn} == {1e-3}
+    assert not any(l.use_bias for l in model.layers if isinstance(l, keras.layers.Conv2D))
+    # torchvision's Inception: a 3x3 convolution in the "5x5" branch.
+    assert model.get_layer("inception_3a_5x5_conv").kernel_size == (3, 3)
+    # Ceil-mode poolings (torch: ceil((n - k) / 2) + 1): 64 -> 32 (conv1) -> 16 ("valid"
+    # would give 15) -> 8 -> 4 -> 2.
+    sizes = {"conv1_7x7_s2_relu": 32, "pool1_3x3_s2": 16, "pool2_3x3_s2": 8,
+             "pool3_3x3_s2": 4, "pool4_2x2_s2": 2, "inception_5b_output": 2}
+    assert {n: model.get_layer(n).output.shape[1] for n in sizes} == sizes
+    # On an odd size ceil mode gives (15 - 3) / 2 + 1 = 7 where "same" would give 8.
+    odd = build("googlenet_tv", include_top=False, input_shape=(30, 30, 3))
+    assert odd.get_layer("conv1_7x7_s2_relu").output.shape[1] == 15
+    assert odd.get_layer("pool1_3x3_s2").output.shape[1] == 7
+    with pytest.raises(ValueError, match="no auxiliary classifiers"):
+        build("googlenet_tv", aux_classifiers=True)

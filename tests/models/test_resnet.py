@@ -137,3 +137,44 @@ def test_builder_rejects_bad_arguments():
         resnet(a2_after=("conv9_block1",))
     with pytest.raises(ValueError, match="num_classes"):
         resnet(num_classes=0)
+
+
+# torchvision 0.28 ResNet{50,101,152}_Weights.IMAGENET1K_V1.meta["num_params"].
+TORCHVISION_NUM_PARAMS = {"resnet50_v1_5": 25_557_032, "resnet101_v1_5": 44_549_160,
+                          "resnet152_v1_5": 60_192_808}
+
+
+def _bottleneck_bn_channels(stack_sizes):
+    # Stem 64; per block 6 * filters (1x1, 3x3 at filters, 1x1 at 4 * filters); the first
+    # block of each stage adds the projection's 4 * filters.
+    return 64 + sum(6 * f * n + 4 * f for f, n in zip((64, 128, 256, 512), stack_sizes))
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_NUM_PARAMS))
+def test_v1_5_trainable_parameters_equal_torchvision(name):
+    # Keras counting = torchvision's parameters + each BN channel's moving mean and variance.
+    spec = models.get_spec(name)
+    moving = 2 * _bottleneck_bn_channels(spec.defaults["stack_sizes"])
+    assert spec.num_params - moving == TORCHVISION_NUM_PARAMS[name]
+
+
+def test_v1_5_strides_the_3x3_without_biases():
+    model = models.build("resnet50_v1_5", include_top=False, input_shape=(64, 64, 3))
+    assert sum(int(np.prod(w.shape)) for w in model.non_trainable_weights) == \
+        2 * _bottleneck_bn_channels((3, 4, 6, 3))
+    for stage in ("conv3", "conv4", "conv5"):
+        assert model.get_layer(f"{stage}_block1_1_conv").strides == (1, 1)
+        assert model.get_layer(f"{stage}_block1_2_conv").strides == (2, 2)
+        assert model.get_layer(f"{stage}_block1_2_pad").padding == ((1, 1), (1, 1))
+        assert model.get_layer(f"{stage}_block1_0_conv").strides == (2, 2)
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    assert not any(l.use_bias for l in convs)
+    assert {l.epsilon for l in model.layers if isinstance(l, keras.layers.BatchNormalization)} \
+        == {1e-5}
+    assert model.output.shape[1:] == (2, 2, 2048)
+    # The paper variant keeps the stride on the first 1x1.
+    v1 = resnet(stack_sizes=(1, 1, 1, 1), include_top=False, input_shape=(64, 64, 3))
+    assert v1.get_layer("conv3_block1_1_conv").strides == (2, 2)
+    assert v1.get_layer("conv3_block1_2_conv").strides == (1, 1)
+    with pytest.raises(ValueError, match="stride_on must be one of"):
+        resnet(stride_on="7x7")

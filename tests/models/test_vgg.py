@@ -112,3 +112,36 @@ def test_headless_loads_keras_applications_weights(tmp_path, file_format):
 def test_rejects_unknown_config():
     with pytest.raises(ValueError, match="config"):
         build("vgg16", config="F")
+
+
+# torchvision 0.28 VGG{11,13,16,19}_BN_Weights.IMAGENET1K_V1.meta["num_params"].
+TORCHVISION_BN_NUM_PARAMS = {"vgg11_bn": 132_868_840, "vgg13_bn": 133_053_736,
+                             "vgg16_bn": 138_365_992, "vgg19_bn": 143_678_248}
+# BN channels = the convolutions' filters of Table 1 (A, B, D, E), summed by hand.
+BN_CHANNELS = {"vgg11_bn": 64 + 128 + 2 * 256 + 4 * 512,
+               "vgg13_bn": 2 * 64 + 2 * 128 + 2 * 256 + 4 * 512,
+               "vgg16_bn": 2 * 64 + 2 * 128 + 3 * 256 + 6 * 512,
+               "vgg19_bn": 2 * 64 + 2 * 128 + 4 * 256 + 8 * 512}
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_BN_NUM_PARAMS))
+def test_bn_variants_have_torchvisions_parameters(name):
+    # Keras counting = torchvision's parameters + each BN channel's moving mean and variance.
+    from kerascv_suite.models import get_spec
+
+    assert get_spec(name).num_params - 2 * BN_CHANNELS[name] == TORCHVISION_BN_NUM_PARAMS[name]
+    assert get_spec(name).num_params == get_spec(name[:-3]).num_params + 4 * BN_CHANNELS[name]
+
+
+def test_bn_variant_is_conv_bn_relu():
+    model = build("vgg11_bn", include_top=False, input_shape=(32, 32, 3))
+    names = [layer.name for layer in model.layers[2:6]]
+    assert names == ["block1_conv1", "block1_bn1", "block1_relu1", "block1_pool"]
+    assert model.get_layer("block1_conv1").activation.__name__ == "linear"
+    assert model.get_layer("block3_bn2").epsilon == 1e-5
+    bn = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert sum(l.gamma.shape[0] for l in bn) == BN_CHANNELS["vgg11_bn"]
+    assert model.name == "vgg11_bn"
+    # The paper variant is unchanged: ReLU inside the convolution, no BN.
+    plain = build("vgg11", include_top=False, input_shape=(32, 32, 3))
+    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in plain.layers)

@@ -2,7 +2,10 @@
 
 He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition", CVPR 2016 (Table 1).
 The graph, layer names, BN epsilon and convolution biases follow keras.applications'
-`resnet.py` (ResNet50/101/152), so its weight files load as they are.
+`resnet.py` (ResNet50/101/152), so its weight files load as they are. The `*_v1_5` variants
+are torchvision's `resnet50/101/152` layout (the stride on each strided bottleneck's 3x3
+convolution, no convolution biases, BN epsilon 1e-5), so torchvision's checkpoints map onto
+them exactly (`kerascv_suite.weights`, layout "resnet").
 """
 
 import keras
@@ -11,6 +14,7 @@ from kerascv_suite.layers.double_attention import DoubleAttention
 from kerascv_suite.layers.residual_blocks import (
     BN_EPSILON,
     EXPANSION,
+    STRIDE_PLACEMENTS,
     apply_residual_block,
     residual_block_layers,
 )
@@ -27,6 +31,13 @@ SE_PAPER = "Hu, Shen, Sun, 'Squeeze-and-Excitation Networks', CVPR 2018"
 A2_PAPER = (
     "Chen, Kalantidis, Li, Yan, Feng, 'A^2-Nets: Double Attention Networks', NeurIPS 2018"
 )
+V1_5_PAPER = (
+    f"{RESNET_PAPER}; stride on the 3x3 convolution ('ResNet v1.5') as torchvision 0.28 "
+    "torchvision/models/resnet.py Bottleneck, after Goyal et al., 'Accurate, Large Minibatch "
+    "SGD: Training ImageNet in 1 Hour', arXiv:1706.02677, 2017"
+)
+# torchvision's BatchNorm2d default (torch.nn.BatchNorm2d eps=1e-05).
+TORCHVISION_BN_EPSILON = 1e-5
 
 
 def resnet(
@@ -35,6 +46,9 @@ def resnet(
     se_ratio=None,
     a2_after=(),
     a2_reduction=2,
+    stride_on="1x1",
+    use_bias=True,
+    bn_epsilon=BN_EPSILON,
     num_classes=1000,
     input_shape=(224, 224, 3),
     include_top=True,
@@ -54,6 +68,12 @@ def resnet(
         a2_after: names of blocks (e.g. `"conv3_block2"`) after whose output a
             `DoubleAttention` block named `{block}_a2` is inserted.
         a2_reduction: `c_m = c_n = channels // a2_reduction` for those blocks.
+        stride_on: where a strided bottleneck strides: `"1x1"` (the paper and
+            keras.applications) or `"3x3"` (torchvision's "v1.5"; the 3x3 is padded by one
+            pixel on every side as torchvision's).
+        use_bias: biases on the convolutions (keras.applications has them, torchvision not).
+        bn_epsilon: BatchNormalization epsilon (keras.applications' 1.001e-5; torchvision's
+            1e-5).
         num_classes: classes of the top layer (`include_top=True`).
         input_shape: `(height, width, 3)`; at least 32x32.
         include_top: whether to end with global average pooling and the `predictions` layer.
@@ -82,6 +102,10 @@ def resnet(
         for stage, blocks in zip(STAGE_NAMES, stack_sizes)
         for i in range(1, blocks + 1)
     }
+    if stride_on not in STRIDE_PLACEMENTS:
+        raise ValueError(
+            f"stride_on must be one of {STRIDE_PLACEMENTS}. Received: stride_on={stride_on!r}"
+        )
     unknown = sorted(set(a2_after) - known_blocks)
     if unknown:
         raise ValueError(
@@ -92,12 +116,13 @@ def resnet(
     if name is None:
         depth = sum(stack_sizes) * (3 if block == "bottleneck" else 2) + 2
         prefix = ("se_" if se_ratio else "") + ("a2_" if a2_after else "")
-        name = f"{prefix}resnet{depth}"
+        suffix = "_v1_5" if stride_on == "3x3" and block == "bottleneck" else ""
+        name = f"{prefix}resnet{depth}{suffix}"
 
     inputs, x = image_input(input_shape, preprocessing)
     x = keras.layers.ZeroPadding2D(padding=3, name="conv1_pad")(x)
-    x = keras.layers.Conv2D(64, 7, strides=2, name="conv1_conv")(x)
-    x = keras.layers.BatchNormalization(axis=-1, epsilon=BN_EPSILON, name="conv1_bn")(x)
+    x = keras.layers.Conv2D(64, 7, strides=2, use_bias=use_bias, name="conv1_conv")(x)
+    x = keras.layers.BatchNormalization(axis=-1, epsilon=bn_epsilon, name="conv1_bn")(x)
     x = keras.layers.Activation("relu", name="conv1_relu")(x)
     x = keras.layers.ZeroPadding2D(padding=1, name="pool1_pad")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
@@ -107,8 +132,9 @@ def resnet(
             block_name = f"{stage}_block{i}"
             stride = 2 if i == 1 and stage != "conv2" else 1
             layers = residual_block_layers(
-                block, filters, x.shape[-1], stride=stride, se_ratio=se_ratio, name=block_name
-            )
+                block, filters, x.shape[-1], stride=stride, se_ratio=se_ratio,
+                use_bias=use_bias, epsilon=bn_epsilon, stride_on=stride_on, name=block_name,
+            )  # fmt: skip
             x = apply_residual_block(layers, x)
             if block_name in a2_after:
                 x = DoubleAttention(reduction=a2_reduction, name=f"{block_name}_a2")(x)
@@ -144,6 +170,32 @@ for _name, _config in _VARIANTS.items():
         num_params=_config.pop("num_params"),
         test_overrides=_TEST_OVERRIDES,
         **_config,
+    )
+
+# torchvision's ResNet-50/101/152 ("v1.5"): the same stacks, the stride on the 3x3, no conv
+# biases, BN epsilon 1e-5, torchvision's ImageNet normalization. Trainable parameters equal
+# torchvision 0.28's `ResNet{50,101,152}_Weights.IMAGENET1K_V1.meta["num_params"]` (25,557,032 /
+# 44,549,160 / 60,192,808; tests/models/test_resnet.py); Keras counting adds the BN moving
+# mean and variance, 2 per BN channel: 53,120 / 105,344 / 151,424.
+_V1_5_VARIANTS = {
+    "resnet50_v1_5": dict(stack_sizes=(3, 4, 6, 3), num_params=25_610_152),
+    "resnet101_v1_5": dict(stack_sizes=(3, 4, 23, 3), num_params=44_654_504),
+    "resnet152_v1_5": dict(stack_sizes=(3, 8, 36, 3), num_params=60_344_232),
+}
+for _name, _config in _V1_5_VARIANTS.items():
+    register_model(
+        _name,
+        resnet,
+        task="classification",
+        paper=V1_5_PAPER,
+        num_params=_config["num_params"],
+        test_overrides=_TEST_OVERRIDES,
+        block="bottleneck",
+        stack_sizes=_config["stack_sizes"],
+        stride_on="3x3",
+        use_bias=False,
+        bn_epsilon=TORCHVISION_BN_EPSILON,
+        preprocessing="torch",
     )
 
 # SE-ResNet-50: an SE block (r = 16) on every bottleneck's residual branch (Hu et al., Fig. 3).

@@ -1,4 +1,10 @@
-"""VGG (Simonyan & Zisserman, 2014): configurations A, A-LRN, B, C, D and E of Table 1."""
+"""VGG (Simonyan & Zisserman, 2014): configurations A, A-LRN, B, C, D and E of Table 1.
+
+The `*_bn` variants (`vgg11_bn` ... `vgg19_bn`) add batch normalization after every
+convolution (conv -> BN -> ReLU) as torchvision 0.28's `vgg11_bn` ... `vgg19_bn`
+(torchvision/models/vgg.py `make_layers(cfg, batch_norm=True)`), so its checkpoints map onto
+them exactly (`kerascv_suite.weights`, layout "vgg").
+"""
 
 import keras
 
@@ -32,6 +38,13 @@ CONFIGS = {
 # keras.applications' model names for the configurations it ships.
 MODEL_NAMES = {"A": "vgg11", "A-LRN": "vgg11_lrn", "B": "vgg13", "C": "vgg16_c",
                "D": "vgg16", "E": "vgg19"}  # fmt: skip
+BN_PAPER = (
+    f"{PAPER} Batch normalization after each convolution as torchvision 0.28 "
+    "torchvision/models/vgg.py (make_layers with batch_norm=True); S. Ioffe, C. Szegedy, "
+    "Batch Normalization, ICML 2015 (arXiv:1502.03167)."
+)
+# torch.nn.BatchNorm2d's default epsilon, which torchvision's VGG keeps.
+BN_EPSILON = 1e-5
 # "the LRN layer parameters are those of (Krizhevsky et al., 2012)" (section 2.3).
 LRN_ARGS = dict(size=5, alpha=1e-4, beta=0.75, k=2.0, alpha_convention="paper")
 
@@ -55,6 +68,7 @@ def vgg(
     preprocessing="caffe",
     config="D",
     dropout=0.5,
+    batch_norm=False,
     name=None,
 ):
     """Builds a VGG network of one of the paper's configurations.
@@ -78,7 +92,11 @@ def vgg(
         config: `"A"`, `"A-LRN"`, `"B"`, `"C"`, `"D"` or `"E"` (paper Table 1).
         dropout: dropout rate after fc1 and fc2 (0.5 in the paper, section 3.1); 0 leaves
             the dropout layers out, giving exactly keras.applications' layer list.
-        name: model name; defaults to `MODEL_NAMES[config]` (e.g. `"vgg16"`).
+        batch_norm: a `BatchNormalization` (epsilon `BN_EPSILON`) between each convolution
+            and its ReLU, named `block{b}_bn{i}` beside `block{b}_conv{i}` and
+            `block{b}_relu{i}`: torchvision's `vgg*_bn` (not in the paper).
+        name: model name; defaults to `MODEL_NAMES[config]` (e.g. `"vgg16"`), with `"_bn"`
+            appended when `batch_norm`.
 
     Returns:
         A `keras.Model` mapping `(batch, height, width, 3)` RGB images in [0, 255] to
@@ -99,9 +117,14 @@ def vgg(
             conv_index += 1
             filters, kernel = parse_conv(entry)
             x = keras.layers.Conv2D(
-                filters, kernel, activation="relu", padding="same",
+                filters, kernel, activation=None if batch_norm else "relu", padding="same",
                 name=f"block{block}_conv{conv_index}",
             )(x)  # fmt: skip
+            if batch_norm:
+                x = keras.layers.BatchNormalization(
+                    epsilon=BN_EPSILON, name=f"block{block}_bn{conv_index}"
+                )(x)
+                x = keras.layers.Activation("relu", name=f"block{block}_relu{conv_index}")(x)
         x = keras.layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
 
     # === Head ===
@@ -114,7 +137,8 @@ def vgg(
         x = keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
     else:
         x = global_pool(x, pooling)
-    return finish_model(inputs, x, name or MODEL_NAMES[config], weights)
+    default_name = MODEL_NAMES[config] + ("_bn" if batch_norm else "")
+    return finish_model(inputs, x, name or default_name, weights)
 
 
 # Parameters at 224x224 with 1000 classes (Keras counting). D and E are keras.applications'
@@ -139,4 +163,25 @@ for _config, _name in MODEL_NAMES.items():
         num_params=_NUM_PARAMS[_config],
         test_overrides={"input_shape": (32, 32, 3), "num_classes": 5},
         config=_config,
+    )
+
+# torchvision's batch-normalized VGGs (configurations A, B, D, E), with its ImageNet
+# normalization. Trainable parameters equal torchvision 0.28's
+# `VGG{11,13,16,19}_BN_Weights.IMAGENET1K_V1.meta["num_params"]`: the plain configuration
+# plus gamma and beta per conv channel (A: 2,752 channels, B: 2,944, D: 4,224, E: 5,504):
+# 132,868,840 / 133,053,736 / 138,365,992 / 143,678,248. Keras counting adds the BN moving
+# mean and variance (2 per channel again): 132,874,344 / 133,059,624 / 138,374,440 /
+# 143,689,256.
+_BN_NUM_PARAMS = {"A": 132_874_344, "B": 133_059_624, "D": 138_374_440, "E": 143_689_256}
+for _config, _num_params in _BN_NUM_PARAMS.items():
+    register_model(
+        f"{MODEL_NAMES[_config]}_bn",
+        vgg,
+        task="classification",
+        paper=BN_PAPER,
+        num_params=_num_params,
+        test_overrides={"input_shape": (32, 32, 3), "num_classes": 5},
+        config=_config,
+        batch_norm=True,
+        preprocessing="torch",
     )
