@@ -56,8 +56,25 @@ class ModelSpec:
             from kerascv_suite.models.weights import build_pretrained
 
             return build_pretrained(self, overrides.pop("weights"), **overrides)
+        if overrides.get("backbone_weights") is not None:
+            overrides = self._with_backbone_preprocessing(overrides)
         arguments = {**self.defaults, **overrides}
         return with_metadata(self.builder(**arguments), **self.metadata(arguments))
+
+    def _with_backbone_preprocessing(self, overrides) -> dict:
+        """`overrides` with the preprocessing `backbone_weights` expect (unless given)."""
+        if "backbone_weights" not in inspect.signature(self.builder).parameters:
+            raise ValueError(
+                f"Model {self.name!r} has no VGG16 or ResNet-50 backbone to load "
+                f"`backbone_weights` into; the detectors and segmenters that have one take it "
+                f"(e.g. faster_rcnn, ssd300, fcn8s, segnet). Received: "
+                f"backbone_weights={overrides['backbone_weights']!r}")
+        if "preprocessing" in overrides:
+            return overrides
+        from kerascv_suite.weights.backbone import expected_preprocessing
+
+        expected = expected_preprocessing(overrides["backbone_weights"])
+        return overrides if expected is None else {**overrides, "preprocessing": expected}
 
     def metadata(self, arguments) -> dict:
         """The metadata fields of this variant built with `arguments` (defaults + overrides):

@@ -105,3 +105,8 @@ def test_registered_param_count(name):
     model = spec.build()
     assert model.count_params() == spec.num_params
     keras.backend.clear_session()
+
+
+def test_backbone_weights_on_a_model_without_a_pretrainable_backbone_is_one_clear_error():
+    with pytest.raises(ValueError, match="'unet' has no VGG16 or ResNet-50 backbone"):
+        models.build("unet", backbone_weights="imagenet")
