@@ -212,7 +212,11 @@ class DecoupledScores(keras.layers.Layer):
 
     def call(self, inputs):
         class_logits, mask_logits = inputs
-        present = ops.cast(ops.sigmoid(class_logits) >= self.threshold, mask_logits.dtype)
+        probability = ops.sigmoid(class_logits)
+        present = ops.cast(probability >= self.threshold, mask_logits.dtype)
+        # The gate's value is the hard threshold; its gradient passes straight through to
+        # the classifier, so a loss on these scores (not the decoupled losses) reaches it.
+        present = present + probability - ops.stop_gradient(probability)
         foreground = ops.sigmoid(mask_logits) * present[:, None, None, :]
         background = 1.0 - ops.max(foreground, axis=-1, keepdims=True)
         scores = ops.concatenate([background, foreground], axis=-1)
@@ -272,7 +276,7 @@ class DecoupledNet(MetadataModel):
     def __init__(self, *args, mask_weight=1.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.mask_weight = float(mask_weight)
-        self.heads = keras.Model(self.inputs, {
+        self.heads = keras.Model(self.inputs[0], {
             "segmentation": self.outputs[0],
             "class_logits": self.get_layer(HEAD_LAYERS["class_logits"]).output[0],
             "mask_logits": self.get_layer(HEAD_LAYERS["mask_logits"]).output,
@@ -395,5 +399,5 @@ register_model(
     paper=PAPER,
     num_params=NUM_PARAMS,
     test_overrides={"input_shape": (32, 32, 3), "num_classes": 3, "width": 0.0625,
-                    "blocks": 2},
+                    "blocks": 2, "fc_units": (64, 64)},
 )
