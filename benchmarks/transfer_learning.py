@@ -19,8 +19,8 @@ scratch folder with its own MLflow store:
 
 The test accuracy of each run (the runner's test evaluation of `best.keras`, read back from
 MLflow) is printed per seed and as a mean, with the wall time of each command and the load
-average (`os.getloadavg`) before and after. Not run in CI: about 15 minutes on the 2-core
-CPU (3 seeds).
+average (`os.getloadavg`) before and after. Not run in CI: 41 minutes on the 2-core CPU
+shared with other jobs (load 12-23; 3 seeds, 10 `kcv train` runs), far less on a quiet one.
 
     python benchmarks/transfer_learning.py                 # 3 seeds, the recipe's epochs
     python benchmarks/transfer_learning.py --seeds 0 --epochs 5 --source-epochs 3  # quick
