@@ -8,7 +8,10 @@ from kerascv_suite.apps.options import SHAPE, format_option
 
 
 def metric_text(metric) -> str:
-    """`"top-1 69.76 / top-5 89.08 (ImageNet-1K)"` from an entry's published metric."""
+    """`"top-1 69.76 / top-5 89.08 (ImageNet-1K)"` (classifiers) or `"box AP 25.1 (COCO
+    val2017)"` (detectors) from an entry's published metric."""
+    if "box_ap" in metric:
+        return f"box AP {metric['box_ap']:g} ({metric['dataset']})"
     return f"top-1 {metric['top1']:g} / top-5 {metric['top5']:g} ({metric['dataset']})"
 
 

@@ -12,7 +12,6 @@ score threshold and NMS has overlapping same-class boxes to suppress. The photos
 """
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,13 +22,9 @@ from kerascv_suite.apps.detect_cmd import detect_command
 from kerascv_suite.models.detection import make_inference_model
 from kerascv_suite.models.detection.ssd import TORCHVISION_SSD_MEAN, TORCHVISION_SSD_SCALES
 from kerascv_suite.models.weights import convert_checkpoint
-from kerascv_suite.weights import catalog
 from tests.weights.helpers import photos, sha256
 
 SIZE = 300
-# The catalog entry of torchvision's COCO weights (to ship as kerascv_suite/weights/
-# catalog_detection.yaml once `kcv weights list` prints a box AP metric).
-CATALOG_FILE = Path(__file__).with_name("catalog_detection.yaml")
 # Head scaling of the random checkpoint (see the module docstring).
 CLS_SCALE, BACKGROUND_BIAS, LOC_SCALE = 1 / 20, 26.0, 1 / 50
 # torchvision's score_thresh, given to kcv detect (whose default is 0.25).
@@ -47,7 +42,7 @@ ENTRY = dict(name="ssd300_coco.random", model="ssd300_coco", default=True,
 def test_catalog_entry_matches_torchvision_meta(torchvision):
     import inspect
 
-    (entry,) = catalog.read_catalog(CATALOG_FILE)
+    entry = weights.get_entry("ssd300_coco.tv_coco")
     published = torchvision.models.detection.SSD300_VGG16_Weights.COCO_V1
     assert (entry.model, entry.converter, entry.classes) == ("ssd300_coco", "ssd300_vgg16",
                                                              "coco91")
