@@ -6,4 +6,4 @@ labels for. Importing this module imports nothing else (it is read by the data l
 which stays free of Keras).
 """
 
-TASKS = ("classification", "detection", "segmentation", "keypoints")
+TASKS = ("classification", "detection", "instance_segmentation", "segmentation", "keypoints")

@@ -1,5 +1,7 @@
 """Evaluate a detector on a labelled split: the 12 COCO statistics, PASCAL VOC mAP@0.5
-(2007 11-point and 2010+ all-point) and precision-recall curves per class.
+(2007 11-point and 2010+ all-point) and precision-recall curves per class; for Mask R-CNN
+also the 12 COCO mask statistics (`iou_type="segm"`, the instance segmentation task's
+evaluation path).
 
 Images are resized to the detector's input (a plain resize, as the training pipeline's eval
 transform); its boxes are mapped back to each image's own pixels and scored there against
@@ -47,6 +49,8 @@ class DetectorEvalConfig:
             keeps the detector's (what it was trained with).
         unknown_class: `"error"` (an annotated class outside the class list stops, naming
             the file and entry) or `"skip"` (the object is skipped and counted).
+        mask_threshold: Mask R-CNN: a pasted mask probability at or above it is the
+            instance.
     """
 
     model: str
@@ -62,6 +66,7 @@ class DetectorEvalConfig:
     seed: int = 0
     unknown_class: str = "error"
     max_proposals: int | None = None
+    mask_threshold: float = 0.5
 
     def __post_init__(self):
         if self.format is not None and self.format not in DATA_FORMATS:
@@ -86,11 +91,12 @@ class DetectorEvalResult:
     voc: dict  # voc_evaluate(use_07_metric=False)
     report_path: Path | None = None
     plot_paths: list = dataclasses.field(default_factory=list)
+    segm: object = None  # the COCO mask result (Mask R-CNN), else None
 
     def as_dict(self):
         """The 12 COCO statistics first, named and ordered as pycocotools prints them,
         then VOC mAP@0.5 and the per-class numbers (None where a class has no ground
-        truth)."""
+        truth); for Mask R-CNN `mask`: the 12 COCO mask statistics."""
         coco_k = self.coco.precision  # (T, R, K, A, M)
         ids = list(self.coco.category_ids)
 
@@ -106,7 +112,9 @@ class DetectorEvalResult:
             per_class[name] = {"AP": ap,
                                "VOC07_AP50": number(self.voc07["ap"][k]),
                                "VOC_AP50": number(self.voc["ap"][k])}
-        return {**{k: float(v) for k, v in self.coco.as_dict().items()},
+        masks = ({} if self.segm is None else
+                 {"mask": {k: float(v) for k, v in self.segm.as_dict().items()}})
+        return {**{k: float(v) for k, v in self.coco.as_dict().items()}, **masks,
                 "VOC07_mAP50": number(self.voc07["mAP"]),
                 "VOC_mAP50": number(self.voc["mAP"]),
                 "model": self.config.model, "data": self.config.data,
@@ -155,9 +163,12 @@ def run(config: DetectorEvalConfig, *, model=None, log=print) -> DetectorEvalRes
     """
     from kerascv_suite.data.dataset import log_skipped
     from kerascv_suite.models.detection.inference import Detector, is_detector
+    from kerascv_suite.models.detection.mask_rcnn import InstanceDetector, \
+        is_instance_segmenter
     from kerascv_suite.models.metadata import describe
     from kerascv_suite.models.resolve import get_model
     from kerascv_suite.tasks.detection import evaluate_detector
+    from kerascv_suite.tasks.instance_segmentation import evaluate_instances
 
     model = model if model is not None else get_model(config.model)
     if not is_detector(model):
@@ -165,16 +176,24 @@ def run(config: DetectorEvalConfig, *, model=None, log=print) -> DetectorEvalRes
     # Proposals per image: the option, else what the detector was trained with.
     proposals = config.max_proposals or (describe(model)["decoder"] or {}).get(
         "max_proposals", 300)
-    detector = Detector(model, score_threshold=config.score_threshold,
-                        iou_threshold=config.iou_threshold,
-                        max_detections=config.max_detections, max_proposals=proposals)
+    settings = {"score_threshold": config.score_threshold,
+                "iou_threshold": config.iou_threshold, "max_detections": config.max_detections}
+    instances = is_instance_segmenter(model)
+    detector = (InstanceDetector(model, **settings) if instances
+                else Detector(model, **settings, max_proposals=proposals))
     dataset = load_split(config, detector.input_size)
     check_classes(detector.num_classes, describe(model).get("class_names"), dataset,
                   config.data)
-    scores = evaluate_detector(detector, dataset, list(dataset.class_names), config.batch_size)
+    if instances:
+        scores = evaluate_instances(detector, dataset, list(dataset.class_names),
+                                    config.batch_size, mask_threshold=config.mask_threshold)
+    else:
+        scores = evaluate_detector(detector, dataset, list(dataset.class_names),
+                                   config.batch_size)
     log_skipped(dataset, log, split=config.split)
     result = DetectorEvalResult(config, list(dataset.class_names), len(scores.predictions.boxes),
-                                scores.coco, scores.voc07, scores.voc)
+                                scores.coco, scores.voc07, scores.voc,
+                                segm=getattr(scores, "segm", None))
     if config.out:
         write_outputs(result, Path(config.out))
     return result

@@ -22,11 +22,14 @@ from kerascv_suite.tasks.base import Evaluation, Task, TaskData
 from kerascv_suite.tasks.classification import ClassificationTask, ClassifierConfig
 from kerascv_suite.tasks.config import NO_RECIPE, TrainConfig, list_recipes
 from kerascv_suite.tasks.detection import DetectionTask, DetectorConfig
+from kerascv_suite.tasks.instance_segmentation import (InstanceSegmentationTask,
+                                                       InstanceSegmenterConfig)
 from kerascv_suite.tasks.keypoints import KeypointConfig, KeypointTask
 from kerascv_suite.tasks.segmentation import SegmentationTask, SegmenterConfig
 
 _TASKS = {task.name: task for task in (ClassificationTask(), DetectionTask(),
-                                       SegmentationTask(), KeypointTask())}
+                                       InstanceSegmentationTask(), SegmentationTask(),
+                                       KeypointTask())}
 assert set(_TASKS) == set(TASKS), "every task name has a Task"
 
 
@@ -100,5 +103,6 @@ def _union_config(path):
 
 
 __all__ = ["TASKS", "Task", "TaskData", "Evaluation", "TrainConfig", "ClassifierConfig",
-           "DetectorConfig", "SegmenterConfig", "KeypointConfig", "get_task", "task_of",
+           "DetectorConfig", "InstanceSegmenterConfig", "SegmenterConfig", "KeypointConfig",
+           "get_task", "task_of",
            "load_config", "load_run_config", "list_recipes", "NO_RECIPE"]

@@ -330,7 +330,8 @@ def scale_to_original(boxes, image_shape, size):
     return np.clip(boxes, 0, [w, h, w, h])
 
 
-def predict_detections(detector, dataset, batch_size, *, proposals=None, keep_images=0):
+def predict_detections(detector, dataset, batch_size, *, proposals=None, keep_images=0,
+                       on_image=None):
     """Runs `detector` over every image of `dataset` (resized to the model's input) and
     maps its detections back to the image's own pixels.
 
@@ -341,6 +342,9 @@ def predict_detections(detector, dataset, batch_size, *, proposals=None, keep_im
         proposals: `(len(dataset), P, 4)` proposals on the resized images for Fast R-CNN /
             R-CNN (cached selective search), or None to let the detector compute them.
         keep_images: original images kept (with their detections) for the report.
+        on_image: None, or called as `on_image(sample, result, row)` for every image, with
+            the detector's batch `result` and the image's `row` in it (outputs beyond the
+            boxes, e.g. Mask R-CNN's masks, are collected there).
 
     Returns:
         `Predictions`.
@@ -382,6 +386,8 @@ def predict_detections(detector, dataset, batch_size, *, proposals=None, keep_im
                 if key in sample:
                     ignore |= np.asarray(sample[key], bool).reshape(-1)
             out.gt_ignore.append(ignore)
+            if on_image is not None:
+                on_image(sample, result, i)
             if len(out.images) < keep_images:
                 out.images.append(as_rgb(sample["image"]).astype(np.uint8))
     if not out.boxes:
@@ -608,13 +614,20 @@ class DetectionTask(Task):
                 if data.extra["family"] == "rcnn":
                     fit_rcnn_stage3(self.model, data.extra["train_arrays"],
                                     RCNN_VALIDATION_IMAGES, log=lambda _: None)
-                stats = task.scores(self.model, config, data, "val").coco.as_dict()
+                scores = task.scores(self.model, config, data, "val")
+                stats = scores.coco.as_dict()
                 for stat, name in VAL_METRICS.items():
                     logs[f"val_{name}"] = stats[stat]
                 print(f"Epoch {epoch + 1}: val AP {stats['AP']:.4f}, AP50 "
                       f"{stats['AP50']:.4f}, AP75 {stats['AP75']:.4f}")
+                logs.update(task.extra_validation_logs(scores, epoch))
 
         return [ValidationAP()]
+
+    def extra_validation_logs(self, scores, epoch) -> dict:
+        """Validation metrics beyond box AP for the epoch's logs (a subclass's hook;
+        `scores` is what `self.scores` returned for the val split)."""
+        return {}
 
     def before_evaluation(self, model, config, data, best, log):
         """R-CNN's stage 3 on the whole training split, saved into the best checkpoint."""

@@ -168,11 +168,20 @@ class TwoStageDetector(HasMetadata, keras.Model):
         total = cls_loss + box_loss
         for loss in self._extra_losses(y_pred, (gt_boxes, gt_classes, gt_valid)):
             total = total + loss
+        for loss in self.sampled_roi_losses(x, y, y_pred, rois, labels):
+            total = total + loss
         for loss in self.losses:
             total = total + ops.cast(ops.sum(loss), total.dtype)
         return total
 
     def _extra_losses(self, y_pred, gt):
+        return ()
+
+    def sampled_roi_losses(self, x, y, y_pred, rois, labels):
+        """Losses of further RoI heads on the box head's sampled RoIs (Mask R-CNN's mask
+        loss): `x`, `y` the batch, `y_pred` the training tensors, `rois (batch, R, 4)` and
+        `labels (batch, R)` as `proposals.sample_rois` returns them (positives first).
+        Returns a sequence of scalars; none here."""
         return ()
 
     # === Config ===
