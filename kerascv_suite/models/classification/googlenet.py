@@ -227,35 +227,31 @@ def googlenet(
             f"Received: aux_classifiers={aux_classifiers!r}, layout={layout!r}"
         )
     inputs, x = image_input(input_shape, preprocessing)
+    aux_outputs = {}
     if layout == "torchvision":
         x = torchvision_googlenet_features(x)
-        if not include_top:
-            return finish_model(inputs, global_pool(x, pooling), name, weights)
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = keras.layers.Dropout(dropout, name="dropout")(x)
-        outputs = keras.layers.Dense(
-            num_classes, activation=classifier_activation, name="predictions"
+    else:
+        x = keras.layers.Conv2D(
+            64, 7, strides=2, padding="same", activation="relu", name="conv1_7x7_s2"
         )(x)
-        return finish_model(inputs, outputs, name, weights)
+        x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_3x3_s2")(x)
+        x = _lrn("pool1_norm1")(x)
+        x = keras.layers.Conv2D(64, 1, activation="relu", name="conv2_3x3_reduce")(x)
+        x = keras.layers.Conv2D(192, 3, padding="same", activation="relu", name="conv2_3x3")(x)
+        x = _lrn("conv2_norm2")(x)
+        x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool2_3x3_s2")(x)
 
-    x = keras.layers.Conv2D(
-        64, 7, strides=2, padding="same", activation="relu", name="conv1_7x7_s2"
-    )(x)
-    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_3x3_s2")(x)
-    x = _lrn("pool1_norm1")(x)
-    x = keras.layers.Conv2D(64, 1, activation="relu", name="conv2_3x3_reduce")(x)
-    x = keras.layers.Conv2D(192, 3, padding="same", activation="relu", name="conv2_3x3")(x)
-    x = _lrn("conv2_norm2")(x)
-    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool2_3x3_s2")(x)
-
-    aux_outputs = {}
-    for stage, filters in INCEPTION_FILTERS.items():
-        x = inception_block(x, stage, filters)
-        if aux_classifiers and stage in AUX_AFTER:
-            head = AUX_AFTER[stage]
-            aux_outputs[head] = auxiliary_classifier(x, head, num_classes, classifier_activation)
-        if stage in POOL_AFTER:
-            x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name=POOL_AFTER[stage])(x)
+        for stage, filters in INCEPTION_FILTERS.items():
+            x = inception_block(x, stage, filters)
+            if aux_classifiers and stage in AUX_AFTER:
+                head = AUX_AFTER[stage]
+                aux_outputs[head] = auxiliary_classifier(
+                    x, head, num_classes, classifier_activation
+                )
+            if stage in POOL_AFTER:
+                x = keras.layers.MaxPooling2D(
+                    3, strides=2, padding="same", name=POOL_AFTER[stage]
+                )(x)
 
     if not include_top:
         return finish_model(inputs, global_pool(x, pooling), name, weights)
