@@ -13,7 +13,8 @@ from kerascv_suite.models.detection.single_shot import (detector_kind, make_infe
 from kerascv_suite.models.detection.ssd import load_vgg16_backbone, ssd, ssd_default_box_config
 from kerascv_suite.models.detection.yolo_v1 import yolo_v1
 
-__all__ = ["RCNN", "FastRCNN", "FasterRCNN", "MaskRCNN", "fast_rcnn", "faster_rcnn", "mask_rcnn",
+__all__ = ["RCNN", "FastRCNN", "FasterRCNN", "MaskRCNN", "fast_rcnn", "faster_rcnn",
+           "mask_rcnn",
            "fit_svms_and_regressors", "rcnn", "selective_search", "selective_search_batch"]
 __all__ += ["DetectionDecoder", "SSDDecoder", "YoloV1Decoder", "YoloV1Output", "detector_kind",
             "load_vgg16_backbone", "make_inference_model", "make_loss", "ssd",
