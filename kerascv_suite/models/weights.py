@@ -61,14 +61,15 @@ def load_weights(model, weights):
     return model
 
 
-def copy_matching_weights(source, target) -> list[str]:
+def copy_matching_weights(source, target, skip=()) -> list[str]:
     """Copies weights layer by layer (same name, same weight shapes) from `source` to
-    `target`; returns the names of the target layers that received them."""
+    `target`, except the layers named in `skip`; returns the names of the target layers
+    that received them."""
     source_layers = {layer.name: layer for layer in source.layers}
     copied = []
     for layer in target.layers:
         twin = source_layers.get(layer.name)
-        if twin is None or not layer.weights:
+        if twin is None or not layer.weights or layer.name in skip:
             continue
         values = twin.get_weights()
         if [np.shape(v) for v in values] != [tuple(w.shape) for w in layer.weights]:

@@ -119,7 +119,8 @@ class ClassificationTask(Task):
         num_classes = len(data.class_names)
         if config.weights:
             model, transferred = finetune.build_finetune_model(
-                config.model_name, config.weights, num_classes, data.input_shape)
+                config.model_name, config.weights, num_classes, data.input_shape,
+                class_names=data.class_names)
             log(f"Fine-tuning: {len(transferred)} layers loaded from {config.weights}; "
                 f"new head for {num_classes} classes.")
             return model, transferred

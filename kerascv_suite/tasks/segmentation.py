@@ -325,7 +325,8 @@ class SegmentationTask(Task):
         num_classes = len(data.class_names)
         if config.weights:
             model, transferred = finetune.build_finetune_model(
-                config.model_name, config.weights, num_classes, data.input_shape)
+                config.model_name, config.weights, num_classes, data.input_shape,
+                class_names=data.class_names)
             log(f"Fine-tuning: {len(transferred)} layers loaded from {config.weights}.")
         else:
             model, transferred = build_registered(

@@ -40,16 +40,38 @@ def _load_source(weights, name, input_shape):
         ) from e
 
 
-def build_finetune_model(name, weights, num_classes, input_shape, **overrides):
+def head_layers(name, model, num_classes, input_shape, **overrides) -> set[str]:
+    """Names of the layers of `model` (registry model `name` built for `num_classes`)
+    whose weights depend on the number of classes: its head. Found by building the
+    architecture for one class more and comparing weight shapes layer by layer."""
+    from kerascv_suite.models.registry import build
+
+    other = build(name, num_classes=num_classes + 1, input_shape=input_shape, **overrides)
+    other_layers = {layer.name: layer for layer in other.layers}
+    return {
+        layer.name for layer in model.layers
+        if layer.weights and layer.name in other_layers
+        and [tuple(w.shape) for w in layer.weights]
+        != [tuple(w.shape) for w in other_layers[layer.name].weights]
+    }
+
+
+def build_finetune_model(name, weights, num_classes, input_shape, class_names=None,
+                         **overrides):
     """Builds registry model `name` for `num_classes` and loads the backbone from `weights`.
+
+    The head (the layers whose shapes depend on the number of classes) is new, even when
+    its shapes happen to fit the source's (another set of as many classes), unless the
+    source was trained on exactly `class_names`: then it is kept too.
 
     Args:
         name: registry name of the architecture.
         weights: a `.keras` file, an MLflow model URI (`models:/name@alias`), a weights
             catalog entry (`"imagenet"`, see `kcv weights list`) or a weights file loadable
             into `build(name, include_top=False)`.
-        num_classes: classes of the new dataset (the head is new).
+        num_classes: classes of the new dataset.
         input_shape: `(height, width, channels)` of the new dataset.
+        class_names: the new dataset's class names, or None (the head is new).
 
     Returns:
         `(model, transferred)`: the new model and the names of the layers that got weights.
@@ -60,9 +82,15 @@ def build_finetune_model(name, weights, num_classes, input_shape, **overrides):
     from kerascv_suite.models.registry import build
     from kerascv_suite.models.weights import copy_matching_weights
 
+    from kerascv_suite.models.metadata import describe
+
     source = _load_source(weights, name, input_shape)
     model = build(name, num_classes=num_classes, input_shape=input_shape, **overrides)
-    transferred = copy_matching_weights(source, model)
+    same_classes = (class_names is not None
+                    and describe(source)["class_names"] == list(class_names))
+    skip = () if same_classes else head_layers(name, model, num_classes, input_shape,
+                                               **overrides)
+    transferred = copy_matching_weights(source, model, skip=skip)
     if not transferred:
         raise ValueError(
             f"No layer of {weights!r} matches {name!r} by name and shape; is it the same "

@@ -241,7 +241,8 @@ def train_in(task, config, run_dir, state, data, tracker, dist, start, log) -> T
 
     try:
         with distribution_scope(dist):
-            model, second_phase = prepare_model(task, config, data, state, run_dir, log)
+            with tracker.store():  # `--weights models:/...` resolves in the run's store
+                model, second_phase = prepare_model(task, config, data, state, run_dir, log)
             task.prepare_fit(model, config, data)
             tracker.start(run_id=state.mlflow_run_id, run_name=run_dir.name)
             if state.mlflow_run_id is None:

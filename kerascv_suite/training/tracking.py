@@ -243,10 +243,7 @@ class Tracker:
         # process (a notebook, a test) resolves its store afresh. MLflow's public getter
         # falls back to the environment: a URI equal to the environment's is restored by
         # restoring the environment (None: nothing was set with `set_tracking_uri`).
-        environ = os.environ.get("MLFLOW_TRACKING_URI")
-        explicit = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-        self._saved_uri = (None if explicit == environ else explicit, environ)
-        mlflow.set_tracking_uri(self.tracking_uri)
+        self._saved_uri = self._point_fluent_api_here()
         mlflow.set_experiment(experiment_id=ensure_experiment(self.tracking_uri,
                                                               self.experiment))
         if mlflow.active_run() is not None:
@@ -338,6 +335,31 @@ class Tracker:
             mlflow.end_run(status=status)
         saved, self._saved_uri = getattr(self, "_saved_uri", None), None
         if saved is not None:
-            mlflow.set_tracking_uri(saved[0])
-            if saved[1] is not None:
-                os.environ["MLFLOW_TRACKING_URI"] = saved[1]
+            _restore_fluent_api(saved)
+
+    @contextlib.contextmanager
+    def store(self):
+        """This tracker's store for the block, before the run starts: e.g. loading
+        `--weights models:/NAME@alias` from the store given by `--tracking-uri`."""
+        saved = self._point_fluent_api_here()
+        try:
+            yield
+        finally:
+            _restore_fluent_api(saved)
+
+    def _point_fluent_api_here(self):
+        """Sets the process-wide URI to this store; returns what `_restore_fluent_api` needs."""
+        import mlflow
+
+        environ = os.environ.get("MLFLOW_TRACKING_URI")
+        explicit = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+        mlflow.set_tracking_uri(self.tracking_uri)
+        return (None if explicit == environ else explicit, environ)
+
+
+def _restore_fluent_api(saved):
+    import mlflow
+
+    mlflow.set_tracking_uri(saved[0])
+    if saved[1] is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = saved[1]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from kerascv_suite.models import build
+from kerascv_suite.models.metadata import with_metadata
 from kerascv_suite.training.finetune import (
     apply_freeze,
     build_finetune_model,
@@ -74,3 +75,18 @@ def test_unrelated_weights_are_refused(tmp_path):
     other.save(path)
     with pytest.raises(ValueError, match="No layer"):
         build_finetune_model("lenet5", str(path), 5, (32, 32, 1))
+
+
+def test_a_head_of_the_same_shape_is_new_unless_the_classes_are_the_same(tmp_path):
+    # Digits 0-4 -> digits 5-9: five classes each, so the output layer's shapes fit, but
+    # its weights belong to other classes; with the source's own classes it is kept.
+    source = build("lenet5", num_classes=5)
+    source = with_metadata(source, class_names=["0", "1", "2", "3", "4"])
+    path = tmp_path / "digits_0_4.keras"
+    source.save(path)
+    _, transferred = build_finetune_model("lenet5", str(path), 5, (32, 32, 1),
+                                          class_names=["5", "6", "7", "8", "9"])
+    assert transferred == ["c1", "c3", "c5", "f6"]
+    _, transferred = build_finetune_model("lenet5", str(path), 5, (32, 32, 1),
+                                          class_names=["0", "1", "2", "3", "4"])
+    assert transferred == ["c1", "c3", "c5", "f6", "predictions"]

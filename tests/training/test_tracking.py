@@ -33,3 +33,11 @@ def test_environment_uri_restored_and_still_read_from_the_environment(clean_uri,
     # Not frozen into an explicit URI: a later change of the environment is seen.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/later.db")
     assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path}/later.db"
+
+
+def test_store_points_the_fluent_api_at_the_tracker_for_a_block(clean_uri, tmp_path):
+    # `--weights models:/...` is loaded before the run starts, from `--tracking-uri`'s store.
+    tracker = Tracker(f"sqlite:///{tmp_path}/ours.db", experiment="t")
+    with tracker.store():
+        assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path}/ours.db"
+    assert not mlflow.is_tracking_uri_set()
