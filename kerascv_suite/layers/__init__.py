@@ -1,5 +1,6 @@
 """Reusable Keras layers (keras.ops only, every backend, each with `get_config`)."""
 
+from kerascv_suite.layers.adaptive_average_pooling import AdaptiveAveragePooling
 from kerascv_suite.layers.bilinear_upsampling import (
     BilinearInitializer,
     bilinear_filter,
@@ -30,6 +31,7 @@ from kerascv_suite.layers.squeeze_excite import SqueezeExcite
 from kerascv_suite.layers.trainable_subsampling import TrainableSubsampling
 
 __all__ = [
+    "AdaptiveAveragePooling",
     "RoIAlign",
     "RoIPooling",
     "SpatialPyramidPooling",

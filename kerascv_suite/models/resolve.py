@@ -78,7 +78,12 @@ def load_keras_file(path):
     config = read_archive_config(path)
     import keras
 
-    import kerascv_suite.layers  # noqa: F401  (registers the custom layers for loading)
+    # Register every serializable class a saved model may name: layers, the models'
+    # own classes, and the losses and metrics a training checkpoint was compiled with.
+    import kerascv_suite.layers  # noqa: F401
+    import kerascv_suite.losses  # noqa: F401
+    import kerascv_suite.metrics.segmentation  # noqa: F401
+    import kerascv_suite.models  # noqa: F401
 
     try:
         return keras.saving.load_model(path)

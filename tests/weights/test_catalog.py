@@ -13,7 +13,22 @@ TORCHVISION = {
     "squeezenet1_0.tv_in1k": "SqueezeNet1_0_Weights.IMAGENET1K_V1",
     "squeezenet1_1.tv_in1k": "SqueezeNet1_1_Weights.IMAGENET1K_V1",
     "resnet18.tv_in1k": "ResNet18_Weights.IMAGENET1K_V1",
+    "vgg11_bn.tv_in1k": "VGG11_BN_Weights.IMAGENET1K_V1",
+    "vgg13_bn.tv_in1k": "VGG13_BN_Weights.IMAGENET1K_V1",
+    "vgg16_bn.tv_in1k": "VGG16_BN_Weights.IMAGENET1K_V1",
+    "vgg19_bn.tv_in1k": "VGG19_BN_Weights.IMAGENET1K_V1",
+    "vgg13.tv_in1k": "VGG13_Weights.IMAGENET1K_V1",
+    "vgg19.tv_in1k": "VGG19_Weights.IMAGENET1K_V1",
+    "resnet34.tv_in1k": "ResNet34_Weights.IMAGENET1K_V1",
+    "resnet50_v1_5.tv_in1k": "ResNet50_Weights.IMAGENET1K_V1",
+    "resnet50_v1_5.tv2_in1k": "ResNet50_Weights.IMAGENET1K_V2",
+    "resnet101_v1_5.tv_in1k": "ResNet101_Weights.IMAGENET1K_V1",
+    "resnet152_v1_5.tv_in1k": "ResNet152_Weights.IMAGENET1K_V1",
+    "alexnet_owt.tv_in1k": "AlexNet_Weights.IMAGENET1K_V1",
+    "googlenet_tv.tv_in1k": "GoogLeNet_Weights.IMAGENET1K_V1",
 }
+# Detector entries, checked against torchvision in tests/weights/test_ssd_coco.py.
+DETECTION = {"ssd300_coco.tv_coco"}
 # catalog entry -> keras.applications module whose source passes the URL and hash to get_file.
 KERAS = {
     "vgg16.keras_in1k": "vgg16", "vgg19.keras_in1k": "vgg19", "resnet50.keras_in1k": "resnet",
@@ -29,7 +44,7 @@ def shipped_catalog(monkeypatch):
 
 def test_every_entry_fits_a_registered_model_and_has_one_default_per_model():
     entries = weights.list_entries()
-    assert {e.name for e in entries} == set(TORCHVISION) | set(KERAS)
+    assert {e.name for e in entries} == set(TORCHVISION) | set(KERAS) | DETECTION
     for entry in entries:
         assert models.is_registered(entry.model), entry.name
         assert entry.url.endswith(entry.file_name)
