@@ -188,6 +188,9 @@ def format_detector_report(report):
     lines += [f"{name:<12} {show(report[name])}" for name in COCO_STAT_NAMES]
     lines += [f"{'VOC07 mAP50':<12} {show(report['VOC07_mAP50'])}",
               f"{'VOC mAP50':<12} {show(report['VOC_mAP50'])}", ""]
+    if "mask" in report:  # an instance segmenter: the same 12 stats on its masks
+        lines += ["masks"] + [f"{name:<12} {show(report['mask'][name])}"
+                              for name in COCO_STAT_NAMES] + [""]
     width = max(5, *(len(n) for n in report["per_class"]))
     lines.append(f"{'class':<{width}}  AP@[.5:.95]  VOC07 AP50  VOC AP50")
     for name, scores in report["per_class"].items():

@@ -6,7 +6,8 @@ import click
 
 from kerascv_suite.apps.options import format_option, input_shape_option, resolve_model
 
-TASK_CHOICES = ["classification", "detection", "segmentation", "keypoints"]
+TASK_CHOICES = ["classification", "detection", "segmentation", "keypoints",
+                "instance_segmentation"]
 
 
 @click.command("models")

@@ -71,7 +71,7 @@ def shapes_count_option():
 
 # The built-in set each task trains and evaluates on when --data is not a folder.
 BUILTIN_DATA = {"classification": "digits", "detection": "shapes", "segmentation": "shapes",
-                "keypoints": "shapes"}
+                "keypoints": "shapes", "instance_segmentation": "shapes"}
 
 def check_data(data, task, param_hint="--data"):
     """`data` is the task's built-in set or a path that exists; else `click.BadParameter`

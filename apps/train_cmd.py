@@ -16,7 +16,9 @@ FIXED_ON_RESUME = ("model", "data", "format", "batch_size", "image_size", "optim
                    "mask_fraction")
 _UNIT = click.FloatRange(min=0, max=1)
 TASK_DEFAULT_MODELS = {None: "lenet5", "detection": "faster_rcnn", "segmentation": "unet",
-                       "keypoints": "hourglass"}
+                       "keypoints": "hourglass", "instance_segmentation": "mask_rcnn"}
+# `kcv train-detector` also trains instance segmenters (Mask R-CNN is a detector with masks).
+ALSO_TRAINED_BY = {"detection": ("instance_segmentation",)}
 
 OPTIONS = [
     click.Option(["--model"], default=None,
@@ -165,7 +167,8 @@ def resolve_config(task_name, config_path, resume, options):
         config = tasks.load_config(config_path, task=task_name, **options)
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(str(e)) from e
-    if task_name is not None and config.task != task_name:
+    if task_name is not None and config.task not in (task_name,
+                                                     *ALSO_TRAINED_BY.get(task_name, ())):
         raise click.UsageError(f"{config.model} is a {config.task} model; train it with "
                                f"`kcv train --model {config.model}`. Received: "
                                f"--model {config.model}")

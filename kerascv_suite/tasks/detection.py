@@ -136,17 +136,24 @@ def model_family(name) -> str:
 
 def reader_options(fmt, task, config) -> dict:
     """Keyword arguments of `read_dataset` for a `task` reading `fmt`: the task (VOC holds
-    detection and segmentation lists) and the `--unknown-class` policy."""
+    detection and segmentation lists; instance masks come from its SegmentationObject PNGs),
+    whether COCO segmentations are read (instance segmentation: required; detection: not
+    decoded at all), and the `--unknown-class` policy."""
     options = {}
-    if fmt == "voc":
+    if fmt == "voc" and task == "instance_segmentation":
+        options.update(task="segmentation", instance_masks=True)
+    elif fmt == "voc":
         options["task"] = task
+    if fmt == "coco" and task in ("detection", "instance_segmentation"):
+        options["masks"] = task == "instance_segmentation"
     if fmt in ("voc", "coco", "yolo"):
         options["unknown_class_policy"] = getattr(config, "unknown_class", "error")
     return options
 
 
-def open_splits(config, size):
-    """`(train, val, test)` of the built-in shapes (generated at `size`) or a folder."""
+def open_splits(config, size, task="detection"):
+    """`(train, val, test)` of the built-in shapes (generated at `size`) or a folder read
+    for `task` ("detection" or "instance_segmentation")."""
     from kerascv_suite.data import make_shapes, read_dataset
     from kerascv_suite.data.splits import check_folder, detect_format, open_splits as split
 
@@ -156,7 +163,7 @@ def open_splits(config, size):
                      for n, name in ((count, "train"), (small, "val"), (small, "test")))
     root = check_folder(config.data, "shapes")
     fmt = config.format or detect_format(root, "detection")
-    options = reader_options(fmt, "detection", config)
+    options = reader_options(fmt, task, config)
     return split(root, fmt, config.seed, lambda name: read_dataset(root, fmt, name, **options))
 
 

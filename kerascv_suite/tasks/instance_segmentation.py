@@ -224,7 +224,7 @@ class InstanceSegmentationTask(DetectionTask):
             size = (SHAPES_SIZE,) * 2
         else:
             size = tuple(get_spec(config.model_name).input_shape[:2])
-        train, val, test = open_splits(config, size[0])
+        train, val, test = open_splits(config, size[0], task=TASK)
         splits = {"train": train, "val": val, "test": test}
         class_names = list(train.class_names)
         check_class_ids(splits, class_names)

@@ -30,6 +30,7 @@ EXPECTED_BY_TASK = {
     "segmentation": {"fcn32s", "fcn16s", "fcn8s", "unet", "unet_paper", "segnet",
                      "deconvnet", "decouplednet"},
     "keypoints": {"hourglass"},
+    "instance_segmentation": {"mask_rcnn", "mask_rcnn_resnet50", "mask_rcnn_small"},
 }
 
 
@@ -106,7 +107,8 @@ def test_model_smoke(name):
     info = describe(model)
     assert (info["name"], info["task"]) == (name, spec.task)
     assert info["input_shape"] == _test_input_shape(spec)
-    assert (info["decoder"] is not None) == (spec.task == "detection")
+    assert (info["decoder"] is not None) == (spec.task in ("detection",
+                                                           "instance_segmentation"))
     restored = run_model_test(model, (2, *_test_input_shape(spec)))
     assert describe(restored) == info
 
