@@ -70,3 +70,21 @@ def random_entry(folder, **changes):
     return {**ENTRY, "name": "squeezenet1_1.random", "default": True,
             "url": "https://example.invalid/models/squeezenet1_1-random.pth",
             "hash": sha256(checkpoint), **changes}
+
+
+def serve_random_resnet18(torchvision, folder, seed):
+    """A random torchvision resnet18 saved under the shipped entry's file name in the served
+    `folder`; returns `(module, entry)`: the shipped `resnet18.tv_in1k` entry with this
+    file's hash, for the `catalog` fixture."""
+    import torch
+
+    from kerascv_suite import weights
+
+    module = randomize(torchvision.models.resnet18(weights=None), seed=seed)
+    checkpoint = folder / "resnet18-f37072fd.pth"
+    torch.save(module.state_dict(), checkpoint)
+    shipped = weights.get_entry("resnet18.tv_in1k")
+    entry = {**{f: getattr(shipped, f) for f in ENTRY}, "name": shipped.name, "default": True,
+             "url": shipped.url, "input_shape": [224, 224, 3], "bn_epsilon": 1e-5,
+             "hash": sha256(checkpoint)}
+    return module, entry

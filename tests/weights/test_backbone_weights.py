@@ -196,7 +196,8 @@ def test_errors_name_the_model_the_weights_and_what_to_do(vgg16_catalog, vgg16_t
          r"'faster_rcnn_small' has backbone 'small'.*backbone='vgg16'"),
         (dict(name="segnet", backbone_weights="resnet50.keras_in1k"),
          r"'resnet50.keras_in1k' are resnet50 weights; model 'segnet' has a vgg16 backbone"),
-        (dict(name="segnet", backbone_weights="vgg16.random_torch"),
+        # Given explicitly: without `preprocessing`, the registry takes the entry's.
+        (dict(name="segnet", backbone_weights="vgg16.random_torch", preprocessing="caffe"),
          r"expect preprocessing='torch'.*preprocessing='caffe'"),
         (dict(name="ssd300", backbone_weights="imagenet", weights=str(path)),
          r"give one of them"),

@@ -118,16 +118,10 @@ def test_resnet18_imagenet_by_name_gives_torchvision_logits(catalog, served, tor
     # build("resnet18", weights="imagenet") end to end, at the checkpoint's 224x224.
     import torch
 
-    from tests.weights.helpers import photos, randomize, sha256, torch_preprocess
+    from tests.weights.helpers import photos, serve_random_resnet18, torch_preprocess
 
-    url, folder, _ = served
-    module = randomize(torchvision.models.resnet18(weights=None), seed=18)
-    checkpoint = folder / "resnet18-f37072fd.pth"
-    torch.save(module.state_dict(), checkpoint)
-    shipped = weights.get_entry("resnet18.tv_in1k")
-    catalog({**{f: getattr(shipped, f) for f in ENTRY}, "name": shipped.name, "default": True,
-             "url": shipped.url, "input_shape": [224, 224, 3], "bn_epsilon": 1e-5,
-             "hash": sha256(checkpoint)})
+    module, entry = serve_random_resnet18(torchvision, served[1], seed=18)
+    catalog(entry)
     model = models.build("resnet18", weights="imagenet", classifier_activation=None)
     images = photos(224)[:2]
     with torch.no_grad():

@@ -10,9 +10,8 @@ import yaml
 from click.testing import CliRunner
 from skimage import data as photos
 
-from kerascv_suite import weights
 from kerascv_suite.apps.cli import main
-from tests.weights.helpers import ENTRY, randomize, sha256
+from tests.weights.helpers import serve_random_resnet18
 
 
 def _photo_folder(root):
@@ -26,15 +25,8 @@ def _photo_folder(root):
 
 def test_train_with_catalog_weights_and_a_frozen_backbone(catalog, served, torchvision,
                                                            tmp_path, monkeypatch):
-    import torch
-
-    _, folder, _ = served
-    module = randomize(torchvision.models.resnet18(weights=None), seed=7)
-    checkpoint = folder / "resnet18-f37072fd.pth"
-    torch.save(module.state_dict(), checkpoint)
-    shipped = weights.get_entry("resnet18.tv_in1k")
-    catalog({**{f: getattr(shipped, f) for f in ENTRY}, "name": shipped.name, "default": True,
-             "url": shipped.url, "bn_epsilon": 1e-5, "hash": sha256(checkpoint)})
+    module, entry = serve_random_resnet18(torchvision, served[1], seed=7)
+    catalog(entry)
     _photo_folder(tmp_path / "photos")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")

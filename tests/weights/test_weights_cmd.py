@@ -11,11 +11,6 @@ from kerascv_suite.apps.models_cmd import models_command
 from kerascv_suite.apps.weights_cmd import weights_group
 from tests.weights.helpers import random_entry
 
-SHIPPED = ("vgg16.keras_in1k", "vgg19.keras_in1k", "resnet50.keras_in1k",
-           "resnet101.keras_in1k", "resnet152.keras_in1k", "inception_v3.keras_in1k",
-           "vgg11.tv_in1k", "vgg16.tv_in1k", "squeezenet1_0.tv_in1k", "squeezenet1_1.tv_in1k",
-           "resnet18.tv_in1k")
-
 
 def invoke(command, *args):
     result = CliRunner().invoke(command, list(args))
@@ -27,14 +22,20 @@ def test_list_shows_every_entry_with_its_published_metric(tmp_path, monkeypatch)
     monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path))
     monkeypatch.delenv(weights.CATALOG_ENV, raising=False)
     table = invoke(weights_group, "list")
-    for name in SHIPPED:
-        assert name in table
+    shipped = weights.list_entries()
+    assert len(shipped) == 25  # catalog.yaml 24 classifiers + catalog_detection.yaml 1
+    for entry in shipped:
+        assert entry.name in table
     # torchvision 0.28 ResNet18_Weights.IMAGENET1K_V1: acc@1 69.758, acc@5 89.078, 44.661 MB.
     line = next(row for row in table.splitlines() if row.startswith("resnet18.tv_in1k*"))
     assert "44.661 MB" in line and "top-1 69.758 / top-5 89.078" in line and " no " in line
-    rows = json.loads(invoke(weights_group, "list", "resnet*", "--format", "json"))
-    assert {r["name"] for r in rows} == {"resnet18.tv_in1k", "resnet50.keras_in1k",
-                                         "resnet101.keras_in1k", "resnet152.keras_in1k"}
+    rows = json.loads(invoke(weights_group, "list", "resnet1*", "--format", "json"))
+    assert {r["name"] for r in rows} == {"resnet18.tv_in1k", "resnet101.keras_in1k",
+                                         "resnet101_v1_5.tv_in1k", "resnet152.keras_in1k",
+                                         "resnet152_v1_5.tv_in1k"}
+    # A detector's published metric is its COCO box AP.
+    line = next(r for r in table.splitlines() if r.startswith("ssd300_coco.tv_coco*"))
+    assert "box AP 25.1 (COCO val2017)" in line
     # A file placed in the cache by hand shows as cached.
     (tmp_path / "resnet18-f37072fd.pth").write_bytes(b"")
     rows = json.loads(invoke(weights_group, "list", "resnet18", "--format", "json"))
@@ -72,4 +73,4 @@ def test_models_shows_which_models_have_pretrained_weights(monkeypatch):
     assert rows["squeezenet1_1"]["pretrained"] == "squeezenet1_1.tv_in1k"
     table = invoke(models_command, "vgg1*")
     assert "vgg16.keras_in1k" in table and "vgg11.tv_in1k" in table
-    assert next(r for r in table.splitlines() if r.startswith("vgg13 ")).split()[3] == "-"
+    assert next(r for r in table.splitlines() if r.startswith("vgg16_c ")).split()[3] == "-"
