@@ -19,9 +19,7 @@ from click.testing import CliRunner
 
 from kerascv_suite import models, weights
 from kerascv_suite.apps.detect_cmd import detect_command
-from kerascv_suite.models.detection import make_inference_model
 from kerascv_suite.models.detection.ssd import TORCHVISION_SSD_MEAN, TORCHVISION_SSD_SCALES
-from kerascv_suite.models.weights import convert_checkpoint
 from tests.weights.helpers import photos, sha256
 
 SIZE = 300

@@ -218,11 +218,11 @@ class VOCInstanceDataset(RecordDataset):
                 "entries (VOC instance i is the i-th <object>); fix the PNG or the XML")
         instances = np.zeros((len(record["instance_ids"]), *shape), np.uint8)
         keep = []
-        for row, (number, class_id) in enumerate(zip(record["instance_ids"],
-                                                     sample["classes"])):
-            pixels = objects == number
+        for row, (instance_id, class_id) in enumerate(zip(record["instance_ids"],
+                                                          sample["classes"])):
+            pixels = objects == instance_id
             if not pixels.any():
-                self._count(index, record["object_path"], f"instance {int(number)}",
+                self._count(index, record["object_path"], f"instance {int(instance_id)}",
                             "object without instance pixels")
                 continue
             labels = np.unique(classes[pixels])
@@ -231,8 +231,8 @@ class VOCInstanceDataset(RecordDataset):
                 names = [self.mask_class_names[v] if v < len(self.mask_class_names)
                          else str(int(v)) for v in labels]
                 raise AnnotationError(
-                    record["class_path"], f"instance {int(number)}",
-                    f"SegmentationClass labels its pixels {names}, but object {int(number)} "
+                    record["class_path"], f"instance {int(instance_id)}",
+                    f"SegmentationClass labels its pixels {names}, but object {int(instance_id)} "
                     f"of {record['xml_path']} is {self.class_names[int(class_id)]!r}; fix the "
                     "PNG or the XML (VOC instance i is the i-th <object>)")
             instances[row] = pixels
