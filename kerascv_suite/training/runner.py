@@ -172,6 +172,10 @@ def run(task, config, *, resume=False, log=print) -> TrainResult:
     finally:
         lock.release()
         if not (run_state.checkpoint_dir(run_dir) / run_state.STATE_FILE).exists():
+            # Nothing was committed (e.g. the model could not be built: weights offline): the
+            # config written for the run goes too, so a retry gets the same folder name.
+            if not resume:
+                (run_dir / "config.yaml").unlink(missing_ok=True)
             remove_if_empty(run_dir, up_to=existing)
 
 

@@ -111,6 +111,17 @@ def test_bad_data_path_and_model_name_fail_before_anything_is_written(tmp_path, 
     assert "Run folder" not in result.output
 
 
+def test_a_model_that_cannot_be_built_leaves_no_run_folder(tmp_path, monkeypatch):
+    # The data is fine, the model is refused (unet has no pretrainable backbone): one line,
+    # and the folder made for the run goes again, so a retry gets the same name.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    result = kcv("train", "--model", "unet", "--shapes-count", "5", "--epochs", "1",
+                 "--backbone-weights", "imagenet")
+    assert result.exit_code == 2 and "has no VGG16 or ResNet-50 backbone" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
 def test_run_folder_write_errors(tmp_path, monkeypatch):
     """A full disk and a read-only run folder, as model.save raises them inside the runner
     (the tests run as root here, so chmod cannot make a folder read-only)."""
