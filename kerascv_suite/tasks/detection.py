@@ -151,6 +151,18 @@ def reader_options(fmt, task, config) -> dict:
     return options
 
 
+def input_size(config) -> tuple:
+    """`(height, width)` a detector trains at: `--image-size`, the shapes size on the built-in
+    set, else the registered model's input size."""
+    from kerascv_suite.models.registry import get_spec
+
+    if config.image_size:
+        return (config.image_size,) * 2
+    if config.data == "shapes":
+        return (SHAPES_SIZE,) * 2
+    return tuple(get_spec(config.model_name).input_shape[:2])
+
+
 def open_splits(config, size, task="detection"):
     """`(train, val, test)` of the built-in shapes (generated at `size`) or a folder read
     for `task` ("detection" or "instance_segmentation")."""
@@ -474,15 +486,9 @@ class DetectionTask(Task):
 
     def load_data(self, config, run_dir, log) -> TaskData:
         from kerascv_suite.data import DataLoader, build_augmenter
-        from kerascv_suite.models.registry import get_spec
 
         family = model_family(config.model_name)
-        if config.image_size:
-            size = (config.image_size,) * 2
-        elif config.data == "shapes":
-            size = (SHAPES_SIZE,) * 2
-        else:
-            size = tuple(get_spec(config.model_name).input_shape[:2])
+        size = input_size(config)
         train, val, test = open_splits(config, size[0])
         class_names = list(train.class_names)
         check_class_ids({"train": train, "val": val, "test": test}, class_names)

@@ -25,10 +25,10 @@ import numpy as np
 
 from kerascv_suite.data.augment import Augmenter, preset
 from kerascv_suite.tasks.base import Evaluation, TaskData, check_splits
-from kerascv_suite.tasks.detection import (SHAPES_SIZE, TEST_METRICS, VAL_METRICS,
+from kerascv_suite.tasks.detection import (TEST_METRICS, VAL_METRICS,
                                            DetectionScores, DetectionTask, DetectorConfig,
-                                           check_class_ids, open_splits, predict_detections,
-                                           score_predictions)
+                                           check_class_ids, input_size, open_splits,
+                                           predict_detections, score_predictions)
 
 TASK = "instance_segmentation"
 FAMILY = "mask_rcnn"
@@ -218,12 +218,7 @@ class InstanceSegmentationTask(DetectionTask):
             raise ValueError(f"{config.model_name!r} is not an instance segmentation model; "
                              "choose one of `kcv models --task instance_segmentation`. "
                              f"Received: model={config.model_name!r}")
-        if config.image_size:
-            size = (config.image_size,) * 2
-        elif config.data == "shapes":
-            size = (SHAPES_SIZE,) * 2
-        else:
-            size = tuple(get_spec(config.model_name).input_shape[:2])
+        size = input_size(config)
         train, val, test = open_splits(config, size[0], task=TASK)
         splits = {"train": train, "val": val, "test": test}
         class_names = list(train.class_names)
