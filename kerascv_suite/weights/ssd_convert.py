@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from kerascv_suite.weights.errors import WeightsError
-from kerascv_suite.weights.torch_convert import IGNORED_SUFFIXES, layer_values
+from kerascv_suite.weights.torch_convert import IGNORED_SUFFIXES, layer_values, set_complete
 
 # A logit no real score reaches: exp(PINNED_LOGIT - max logit) is 0 in float32 (and fits
 # float16, for mixed precision).
@@ -215,15 +215,5 @@ def convert_ssd300_vgg16(model, state, scales=None) -> list[str]:
         if [tuple(v.shape) for v in values] != expected:
             raise WeightsError(f"Layer {layer.name!r}: shapes {[v.shape for v in values]} from "
                                f"the state dict do not fit {expected} (width 1, SSD300?).")
-    unused = sorted(set(state) - used)
-    if unused:
-        raise WeightsError(f"{len(unused)} tensors of the state dict fit no layer of "
-                           f"{model.name!r}: {unused[:6]}")
-    assigned = {layer.name for layer, _ in updates}
-    missing = sorted(n for n, layer in layers.items() if layer.weights and n not in assigned)
-    if missing:
-        raise WeightsError(f"Layers of {model.name!r} got no tensor from the state dict: "
-                           f"{missing[:6]}")
-    for layer, values in updates:
-        layer.set_weights(values)
-    return sorted(assigned)
+    return sorted(set_complete(model, layers, updates, sorted(set(state) - used),
+                               "ssd300_vgg16"))

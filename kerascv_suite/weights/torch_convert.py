@@ -240,7 +240,7 @@ def convert_state_dict(model, state, layout) -> list[str]:
         raise WeightsError(f"layout must be one of {tuple(LAYOUTS)}. Received: {layout!r}")
     state = {k: np.asarray(v) for k, v in state.items() if not k.endswith(IGNORED_SUFFIXES)}
     layers = {layer.name: layer for layer in model.layers}
-    used, assigned, updates = set(), [], []
+    used, updates = set(), []
     for name, prefix in LAYOUTS[layout](model, state):
         if name not in layers:
             raise WeightsError(f"Model {model.name!r} has no layer {name!r} for {prefix!r}: "
@@ -255,11 +255,22 @@ def convert_state_dict(model, state, layout) -> list[str]:
             )
         updates.append((layer, values))
         used.update(keys)
-        assigned.append(name)
     unused = sorted(k for k in set(state) - used if not k.startswith(TRAINING_ONLY.get(layout, ())))
+    return set_complete(model, layers, updates, unused, layout)
+
+
+def set_complete(model, layers, updates, unused, layout) -> list[str]:
+    """Sets `updates` (`(layer, values)` pairs) on `model` only if the mapping is complete:
+    no state-dict tensor is `unused` and every weighted layer of `layers` (name -> layer) has
+    values; returns the names of the layers set, in order.
+
+    Raises:
+        WeightsError: naming the first unused tensors or the layers left without weights.
+    """
     if unused:
         raise WeightsError(f"{len(unused)} tensors of the state dict fit no layer of "
                            f"{model.name!r} (layout {layout!r}): {unused[:6]}")
+    assigned = [layer.name for layer, _ in updates]
     missing = sorted(n for n, layer in layers.items() if layer.weights and n not in assigned)
     if missing:
         raise WeightsError(f"Layers of {model.name!r} got no tensor from the state dict "
