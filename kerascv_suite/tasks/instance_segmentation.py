@@ -62,34 +62,22 @@ class InstanceSegmenterConfig(DetectorConfig):
 
 
 class InstanceAugmenter(Augmenter):
-    """An `Augmenter` that moves `instance_masks` with the image and boxes and returns them
-    as the instance-id map `mask` (0 background, k + 1 for output box k; at most 254)."""
+    """An `Augmenter` whose output carries the moved `instance_masks` as one instance-id
+    map `mask` (0 background, k + 1 for output box k; at most 254), the compact form the
+    `DataLoader` batches (`instance_dataset` expands it)."""
 
     def __call__(self, sample, seed=None):
-        image = np.asarray(sample["image"])
-        masks = np.asarray(sample["instance_masks"], np.uint8)
-        boxes = np.asarray(sample["boxes"], np.float32).reshape(-1, 4)
-        if len(masks) != len(boxes):
-            raise ValueError(f"{sample.get('path', 'a sample')}: {len(masks)} instance masks "
-                             f"for {len(boxes)} boxes; they must be aligned. "
-                             f"Received: instance_masks of shape {masks.shape}")
-        compose = self.pipeline(image.shape[-1] if image.ndim == 3 else 1)
-        if seed is not None:
-            compose.set_random_seed(seed)
-        inputs = dict(image=image, bboxes=boxes, box_ids=np.arange(len(boxes)),
-                      classes=np.asarray(sample["classes"], np.int32).reshape(-1),
-                      keypoints=np.zeros((0, 2), np.float32))
-        if len(masks):
-            inputs["masks"] = list(masks)
-        result = compose(**inputs)
-        out = {k: v for k, v in sample.items()
-               if k not in ("image", "boxes", "classes", "mask", "instance_masks")}
-        out["image"] = result["image"]
-        out["boxes"] = np.asarray(result["bboxes"], np.float32).reshape(-1, 4)
-        out["classes"] = np.asarray(result["classes"], np.int32).reshape(-1)
-        ids = np.zeros(result["image"].shape[:2], np.uint8)
-        for row, box_id in enumerate(np.asarray(result["box_ids"], np.int64)[:254]):
-            ids[np.asarray(result["masks"][box_id]) == 1] = row + 1
+        # The semantic mask and keypoints are not instance segmentation's: not moved.
+        sample = {k: v for k, v in sample.items() if k not in ("mask", "keypoints")}
+        if "instance_masks" not in sample:
+            raise ValueError(f"{sample.get('path', 'a sample')}: no instance masks; Mask "
+                             "R-CNN trains on `instance_masks` aligned with `boxes`. "
+                             f"Received: sample keys {sorted(sample)}")
+        out = super().__call__(sample, seed)
+        masks = out.pop("instance_masks")
+        ids = np.zeros(out["image"].shape[:2], np.uint8)
+        for row, mask in enumerate(masks[:254]):
+            ids[mask == 1] = row + 1
         out["mask"] = ids
         return out
 
