@@ -41,12 +41,24 @@ def backend():
     return keras.backend.backend()
 
 
+INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
+
+
 def pytest_configure(config):
+    # tests/run_matrix.py runs tests/integration (real servers, browsers, kill -9) as a shard
+    # of its own so that its runs pack evenly into the CI slots.
+    config.addinivalue_line("markers", "integration: under tests/integration (set here)")
     expected = os.environ.get("KERAS_BACKEND")
     if expected and keras.backend.backend() != expected:
         raise pytest.UsageError(
             f"KERAS_BACKEND={expected} but keras runs {keras.backend.backend()}"
         )
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if INTEGRATION_DIR in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

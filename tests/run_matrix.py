@@ -1,12 +1,16 @@
 """Runs the test suite under every Keras backend and prints one combined closing line.
 
 The whole suite runs under tensorflow; tests marked `backend` (layers and models) run again
-under jax and torch. Tensorflow's run is split in two shards (the app/pipeline tests, then the
-`backend` tests) so that the shards and the other backends pack into `--jobs` parallel slots
-(default 2; much of a run is single-threaded XLA compilation and Python, so two runs share
-2 cores well): the two longest runs start first, and each shorter one takes the slot that
-frees first. A run that fails, errors or collects no test fails the matrix. Each run's output
-is printed whole when it ends.
+under jax and torch. Tensorflow's run is split in three shards (the app/pipeline tests, the
+integration tests of tests/integration, then the `backend` tests) so that the shards and the
+other backends pack into `--jobs` parallel slots (default 2; much of a run is single-threaded
+XLA compilation and Python, so two runs share 2 cores well): the two longest runs start
+first, and each shorter one takes the slot that frees first. A run that fails, errors or
+collects no test fails the matrix. Each run's output is printed whole when it ends, with its
+30 slowest tests, and a closing table gives every run's wall time.
+
+With KCV_MATRIX_REPORT_DIR set, each run's junit XML (every test's duration) and log are kept
+in that directory (`<run>.xml`, `<run>.log`), for the next look at where CI time goes.
 
 Usage:
     python tests/run_matrix.py [--backends tensorflow,jax,torch] [--jobs 2] [-- pytest args]
@@ -32,13 +36,16 @@ def _counts(junit_path):
     return {k: sum(int(s.get(k, 0)) for s in suites) for k in keys}
 
 
-# (run label, backend, pytest marker expression), longest first.
+# (run label, backend, pytest marker expression), longest first. tests/conftest.py marks
+# every test under tests/integration `integration`.
 RUNS = (
-    ("tensorflow:apps", "tensorflow", "not backend"),
+    ("tensorflow:apps", "tensorflow", "not backend and not integration"),
     ("jax", "jax", "backend"),
     ("tensorflow:models", "tensorflow", "backend"),
+    ("tensorflow:integration", "tensorflow", "integration and not backend"),
     ("torch", "torch", "backend"),
 )
+DURATIONS = 30
 
 
 def _backend_env(backend, tmp):
@@ -62,7 +69,7 @@ def _backend_env(backend, tmp):
 
 
 def _command(markers, junit, pytest_args):
-    return [sys.executable, "-m", "pytest", f"--junitxml={junit}", "--durations=15",
+    return [sys.executable, "-m", "pytest", f"--junitxml={junit}", f"--durations={DURATIONS}",
             "-m", markers, *pytest_args]
 
 
@@ -79,14 +86,17 @@ def main(argv=None):
     pending = [run for run in RUNS if run[1] in backends]
     totals = {"passed": 0, "failed": 0, "skipped": 0}
     failed_backends = []
+    walls = {}
     with tempfile.TemporaryDirectory() as tmp:
+        reports = os.environ.get("KCV_MATRIX_REPORT_DIR") or tmp
+        os.makedirs(reports, exist_ok=True)
         running = {}
         while pending or running:
             while pending and len(running) < max(1, args.jobs):
                 label, backend, markers = pending.pop(0)
                 stem = label.replace(":", "-")
-                junit = os.path.join(tmp, f"{stem}.xml")
-                log = open(os.path.join(tmp, f"{stem}.log"), "w+")
+                junit = os.path.join(reports, f"{stem}.xml")
+                log = open(os.path.join(reports, f"{stem}.log"), "w+")
                 cmd = _command(markers, junit, args.pytest_args)
                 print(f"=== start {label} KERAS_BACKEND={backend}: {' '.join(cmd[1:])}",
                       flush=True)
@@ -100,7 +110,8 @@ def main(argv=None):
                     continue
                 del running[label]
                 log.seek(0)
-                print(f"\n=== {label} (exit {rc}, {time.monotonic() - start:.0f} s)")
+                walls[label] = time.monotonic() - start
+                print(f"\n=== {label} (exit {rc}, {walls[label]:.0f} s)")
                 print(log.read(), flush=True)
                 log.close()
                 c = _counts(junit)
@@ -112,6 +123,8 @@ def main(argv=None):
                 if rc != 0 or c["tests"] == 0:
                     failed_backends.append(f"{label} (exit {rc}, {c['tests']} tests)")
     print()
+    for label, wall in walls.items():
+        print(f"run {label}: {wall:.0f} s")
     for b in failed_backends:
         print(f"FAILED backend run: {b}")
     print(f"matrix: {totals['passed']} passed, {totals['failed']} failed, "
