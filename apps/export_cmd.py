@@ -51,7 +51,9 @@ def export_command(model, export_format, out, input_shape, num_classes, raw, arg
     (batch, H, W, 3) in 0..255 and returns boxes (batch, N, 4) xyxy in input pixels, scores,
     classes and num_detections, with preprocessing, decoding and NMS inside. Fast R-CNN and
     R-CNN exports take proposals (batch, P, 4) xyxy pixels as a second input: selective
-    search stays outside the graph, as in the papers (`kcv detect` runs it). Other models
+    search stays outside the graph, as in the papers (`kcv detect` runs it). Mask R-CNN
+    exports also return masks (batch, N, H, W) in [0, 1], each detection's mask in input
+    pixels (`kcv detect` on the export writes masks/*.png and COCO RLE). Other models
     take the same images and return their outputs. All formats need the tensorflow backend
     (the default); jax writes a SavedModel of a classifier.
 
@@ -94,6 +96,8 @@ def export_command(model, export_format, out, input_shape, num_classes, raw, arg
                f"random images (atol {atol:g})")
     if check.min_iou < 1.0 or check.mismatched:
         message += f", min box IoU {check.min_iou:.4f}, {check.mismatched} unmatched"
+    if check.min_mask_iou < 1.0:
+        message += f", min mask IoU {check.min_mask_iou:.4f}"
     if quantize:
         click.echo(f"Compared ({quantize}, not held to --atol): {message}")
         return

@@ -19,15 +19,19 @@ class ExportCheck:
         batch_size: images compared.
         min_iou: detectors: the lowest IoU of a matched pair of boxes (1.0 otherwise).
         mismatched: detectors: detections without a partner of the same class.
+        min_mask_iou: Mask R-CNN: the lowest IoU of the masks (thresholded at 0.5) of a
+            matched pair (1.0 otherwise).
     """
 
     max_abs_diff: float
     batch_size: int
     min_iou: float = 1.0
     mismatched: int = 0
+    min_mask_iou: float = 1.0
 
     def ok(self, atol=1e-4, min_iou=0.99):
-        return self.max_abs_diff <= atol and self.min_iou >= min_iou and self.mismatched == 0
+        return (self.max_abs_diff <= atol and self.min_iou >= min_iou and self.mismatched == 0
+                and self.min_mask_iou >= min_iou)
 
 
 def box_iou(a, b):
@@ -40,9 +44,36 @@ def box_iou(a, b):
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 1.0)
 
 
+def matched_pairs(expected, actual, image):
+    """Pairs the detections of image `image` of two contract dicts: same class, highest box
+    IoU first, each detection at most once.
+
+    Returns:
+        `(pairs, unmatched_expected, unmatched_actual)`: `pairs` a list of
+        `(expected row, actual row, box IoU)`, the others lists of rows.
+    """
+    side = []
+    for out in (expected, actual):
+        n = int(out["num_detections"][image])
+        side.append((np.asarray(out["boxes"][image][:n]), np.asarray(out["classes"][image][:n])))
+    (eb, ec), (ab, ac) = side
+    iou = box_iou(eb, ab) if len(eb) and len(ab) else np.zeros((len(eb), len(ab)))
+    iou = np.where(ec[:, None] == ac[None, :], iou, -1.0)
+    used_e, used_a, pairs = set(), set(), []
+    for flat in np.argsort(-iou, axis=None, kind="stable"):
+        e, a = divmod(int(flat), iou.shape[1])
+        if e in used_e or a in used_a or iou[e, a] < 0:
+            continue
+        used_e.add(e)
+        used_a.add(a)
+        pairs.append((e, a, float(iou[e, a])))
+    return (pairs, [e for e in range(len(eb)) if e not in used_e],
+            [a for a in range(len(ab)) if a not in used_a])
+
+
 def match_detections(expected, actual, score_threshold=0.0, atol=1e-4):
-    """Pairs the detections of two contract dicts image by image (same class, highest IoU
-    first) and measures how far apart they are.
+    """Pairs the detections of two contract dicts image by image (`matched_pairs`) and
+    measures how far apart they are.
 
     Detections scoring within `atol` of `score_threshold` may exist on one side only
     (rounding moves them across the threshold) and are not counted as mismatched.
@@ -51,28 +82,30 @@ def match_detections(expected, actual, score_threshold=0.0, atol=1e-4):
         `(min_iou, max_score_diff, mismatched)`.
     """
     worst_iou, worst_score, mismatched = 1.0, 0.0, 0
+    near = lambda s: abs(float(s) - score_threshold) <= atol
     for i in range(len(expected["num_detections"])):
-        side = []
-        for out in (expected, actual):
-            n = int(out["num_detections"][i])
-            side.append((np.asarray(out["boxes"][i][:n]), np.asarray(out["scores"][i][:n]),
-                         np.asarray(out["classes"][i][:n])))
-        (eb, es, ec), (ab, as_, ac) = side
-        iou = box_iou(eb, ab) if len(eb) and len(ab) else np.zeros((len(eb), len(ab)))
-        iou = np.where(ec[:, None] == ac[None, :], iou, -1.0)
-        used_e, used_a = set(), set()
-        for flat in np.argsort(-iou, axis=None, kind="stable"):
-            e, a = divmod(int(flat), iou.shape[1])
-            if e in used_e or a in used_a or iou[e, a] < 0:
-                continue
-            used_e.add(e)
-            used_a.add(a)
-            worst_iou = min(worst_iou, float(iou[e, a]))
+        es, as_ = np.asarray(expected["scores"][i]), np.asarray(actual["scores"][i])
+        pairs, lone_e, lone_a = matched_pairs(expected, actual, i)
+        for e, a, iou in pairs:
+            worst_iou = min(worst_iou, iou)
             worst_score = max(worst_score, abs(float(es[e]) - float(as_[a])))
-        near = lambda s: abs(float(s) - score_threshold) <= atol
-        mismatched += sum(1 for e in range(len(eb)) if e not in used_e and not near(es[e]))
-        mismatched += sum(1 for a in range(len(ab)) if a not in used_a and not near(as_[a]))
+        mismatched += sum(1 for e in lone_e if not near(es[e]))
+        mismatched += sum(1 for a in lone_a if not near(as_[a]))
     return worst_iou, worst_score, mismatched
+
+
+def match_masks(expected, actual, threshold=0.5):
+    """The lowest IoU of the instance masks (`masks (batch, N, H, W)`, thresholded at
+    `threshold`) of the detection pairs `matched_pairs` finds in two Mask R-CNN outputs;
+    two empty masks agree (1.0). 1.0 when nothing is matched."""
+    worst = 1.0
+    for i in range(len(expected["num_detections"])):
+        for e, a, _ in matched_pairs(expected, actual, i)[0]:
+            m = np.asarray(expected["masks"][i][e]) >= threshold
+            n = np.asarray(actual["masks"][i][a]) >= threshold
+            union = np.logical_or(m, n).sum()
+            worst = min(worst, float(np.logical_and(m, n).sum() / union) if union else 1.0)
+    return worst
 
 
 def random_inputs(shape, batch_size, needs_proposals=False, seed=0, num_proposals=64):
@@ -107,15 +140,19 @@ def verify_export(model, path, format, batch_size=2, seed=0, atol=1e-4, **settin
     export = ExportedModel(path, format)
     if export.kind == "detector":
         from kerascv_suite.models.detection.inference import Detector
+        from kerascv_suite.models.detection.mask_rcnn import (InstanceDetector,
+                                                              is_instance_segmenter)
 
-        detector = Detector(model, **settings)
+        masks = is_instance_segmenter(model)
+        detector = (InstanceDetector if masks else Detector)(model, **settings)
         images, proposals = random_inputs((*detector.input_size, 3), batch_size,
                                           detector.needs_proposals, seed)
         expected = detector.predict(images, proposals)
         actual = export(*([images] if proposals is None else [images, proposals]))
         min_iou, diff, mismatched = match_detections(
             expected, actual, detector.decoder["score_threshold"], atol)
-        return ExportCheck(diff, batch_size, min_iou, mismatched)
+        mask_iou = match_masks(expected, actual) if masks else 1.0
+        return ExportCheck(diff, batch_size, min_iou, mismatched, mask_iou)
     shape = tuple(model.inputs[0].shape[1:])
     images, _ = random_inputs(shape, batch_size, seed=seed)
     expected = model.predict(images, verbose=0)

@@ -6,7 +6,9 @@ inputs `images (batch, H, W, 3)` float32 RGB 0..255 and, for Fast R-CNN and R-CN
 `proposals (batch, P, 4)` xyxy input pixels, P fixed at export (selective search stays
 outside the graph, as in the papers), and outputs `boxes (batch, N, 4)` xyxy input pixels,
 `scores (batch, N)`, `classes (batch, N)` int32 (-1 padding), `num_detections (batch,)`
-int32. The batch is dynamic.
+int32, and for Mask R-CNN (task "instance_segmentation") also `masks (batch, N, H, W)`
+float32 in [0, 1], each detection's mask pasted into its box in input pixels (>= 0.5 is the
+instance; zeros for padding rows). The batch is dynamic.
 
 Segmenters with `argmax=True` (`kind="segmenter"`): `images` -> `masks (batch, H, W)` int32
 class ids. Everything else is exported by Keras' own `model.export` (the head as it is).
@@ -26,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 
 CONTRACT_KEYS = ("boxes", "scores", "classes", "num_detections")
+MASK_KEYS = (*CONTRACT_KEYS, "masks")
 
 
 @dataclasses.dataclass
@@ -70,10 +73,11 @@ def detector_graph(model, score_threshold=None, iou_threshold=None, max_detectio
     """The `ServingGraph` of a detector of any family (see the module docstring), with these
     post-processing settings (None keeps the model's); Fast R-CNN and R-CNN graphs take
     `num_proposals` proposals per image (their RoI heads have a static RoI count; pad with
-    zero boxes, as selective search's padding)."""
+    zero boxes, as selective search's padding). A Mask R-CNN's graph also returns `masks`."""
     import tensorflow as tf
 
     from kerascv_suite.models.detection.inference import Detector
+    from kerascv_suite.models.detection.mask_rcnn import is_instance_segmenter
     from kerascv_suite.models.metadata import describe
 
     detector = Detector(model, score_threshold=score_threshold, iou_threshold=iou_threshold,
@@ -85,13 +89,13 @@ def detector_graph(model, score_threshold=None, iou_threshold=None, max_detectio
         specs.append(tf.TensorSpec((None, int(num_proposals), 4), tf.float32,
                                    name="proposals"))
 
+    outputs = MASK_KEYS if is_instance_segmenter(model) else CONTRACT_KEYS
+
     def call(images, proposals=None):
         inputs = images if proposals is None else {"images": images, "proposals": proposals}
         out = keras_model(inputs, training=False)
-        return {"boxes": tf.cast(out["boxes"], tf.float32),
-                "scores": tf.cast(out["scores"], tf.float32),
-                "classes": tf.cast(out["classes"], tf.int32),
-                "num_detections": tf.cast(out["num_detections"], tf.int32)}
+        dtypes = {"classes": tf.int32, "num_detections": tf.int32}
+        return {key: tf.cast(out[key], dtypes.get(key, tf.float32)) for key in outputs}
 
     serve = tf.function(call, input_signature=specs)
     module = tf.Module()
@@ -106,10 +110,10 @@ def detector_graph(model, score_threshold=None, iou_threshold=None, max_detectio
 
     region = isinstance(keras_model, (DetectorInferenceModel, RCNN, TwoStageDetector))
     info = {"kind": "detector", "region_based": region, "inputs": inputs,
-            "outputs": list(CONTRACT_KEYS),
+            "outputs": list(outputs),
             "num_classes": detector.num_classes, "needs_proposals": detector.needs_proposals,
             "decoder": describe(keras_model)["decoder"]}
-    return ServingGraph(module, serve, inputs, CONTRACT_KEYS, keras_model, info)
+    return ServingGraph(module, serve, inputs, outputs, keras_model, info)
 
 
 def segmenter_graph(model):

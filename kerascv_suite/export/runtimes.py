@@ -200,6 +200,7 @@ class ExportedDetector:
         self.input_size = tuple(int(d) for d in info["inputs"]["images"][1:3])
         self.class_names = self.export.metadata.get("class_names")
         self.metadata = self.export.metadata
+        self.has_masks = "masks" in (info.get("outputs") or ())
         problems = []
         if iou_threshold is not None and abs(iou_threshold - baked["iou_threshold"]) > 1e-6:
             problems.append(f"iou_threshold={iou_threshold} (baked in: "
@@ -238,14 +239,16 @@ class ExportedDetector:
 
     def predict(self, images, proposals=None):
         """`{"boxes", "scores", "classes", "num_detections"}` NumPy arrays for a batch, padded
-        to `max_detections` rows."""
+        to `max_detections` rows; Mask R-CNN exports (`has_masks`) also give `masks`
+        `(batch, max_detections, H, W)` in [0, 1], input pixels."""
         out = self.export(*self.inputs_for(images, proposals))
         return filter_detections(out, self.score_threshold, self.max_detections)
 
 
 def filter_detections(out, score_threshold, max_detections):
     """Detections scoring above `score_threshold`, the first `max_detections` of each image
-    (in the given order, the score order), padded as the contract (score 0, box 0, class -1).
+    (in the given order, the score order), padded as the contract (score 0, box 0, class -1;
+    `masks`, where given, `(batch, N, H, W)` reordered with them and zero for padding).
     """
     boxes, scores = np.asarray(out["boxes"], np.float32), np.asarray(out["scores"], np.float32)
     classes = np.asarray(out["classes"]).astype(np.int32)
@@ -253,12 +256,20 @@ def filter_detections(out, score_threshold, max_detections):
     rows = np.arange(scores.shape[1])[None, :]
     keep = (rows < num[:, None]) & (scores > score_threshold)
     order = np.argsort(~keep, axis=1, kind="stable")[:, :max_detections]
-    take = lambda a: np.take_along_axis(a, order if a.ndim == 2 else order[..., None], axis=1)
+
+    def take(a):
+        index = order.reshape(*order.shape, *(1,) * (a.ndim - 2))
+        return np.take_along_axis(a, index, axis=1)
+
     kept = take(keep)
-    return {"boxes": np.where(kept[..., None], take(boxes), 0.0).astype(np.float32),
-            "scores": np.where(kept, take(scores), 0.0).astype(np.float32),
-            "classes": np.where(kept, take(classes), -1).astype(np.int32),
-            "num_detections": kept.sum(axis=1).astype(np.int32)}
+    filtered = {"boxes": np.where(kept[..., None], take(boxes), 0.0).astype(np.float32),
+                "scores": np.where(kept, take(scores), 0.0).astype(np.float32),
+                "classes": np.where(kept, take(classes), -1).astype(np.int32),
+                "num_detections": kept.sum(axis=1).astype(np.int32)}
+    if "masks" in out:
+        masks = take(np.asarray(out["masks"], np.float32))
+        filtered["masks"] = np.where(kept[..., None, None], masks, 0.0).astype(np.float32)
+    return filtered
 
 
 class ExportedSegmenter:
