@@ -16,40 +16,43 @@ import pytest
 
 from kerascv_suite.training.distribute import MODES, _resolve_mode
 
-# Trains a tiny seeded model for 2 steps inside the scope and prints what the test checks.
-# Build, compile and fit all run inside the scope (keras.distribution shards the batch only
-# while the distribution is set).
+# Trains a tiny seeded model for 2 steps inside the scope of each mode given (comma-separated,
+# in one process: each process start costs seconds of imports) and prints what the test
+# checks. Build, compile and fit all run inside the scope (keras.distribution shards the batch
+# only while the distribution is set). Mode None trains without a distribution: the
+# single-device reference, run first so that no other mode's scope precedes it.
 TRAIN_SCRIPT = textwrap.dedent(
     """
     import json, os, sys
     from kerascv_suite.training.distribute import configure_host_devices, distribution_scope
 
-    mode, devices, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    mode = None if mode == "None" else mode
+    modes, devices, out = sys.argv[1].split(","), int(sys.argv[2]), sys.argv[3]
     if devices > 1:
         configure_host_devices(devices)
     import keras
     import numpy as np
 
-    keras.utils.set_random_seed(0)
-    x = np.random.default_rng(0).normal(size=(16, 8, 8, 1)).astype("float32")
-    y = (x.mean(axis=(1, 2, 3)) > 0).astype("int32")
-    with distribution_scope(mode) as dist:
-        model = keras.Sequential([
-            keras.Input((8, 8, 1)),
-            keras.layers.Conv2D(4, 3, activation="relu"),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(2, activation="softmax"),
-        ])
-        model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
-        history = model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
-    np.savez(out, *model.get_weights())
-    print("RESULT " + json.dumps({
-        "mode": dist.mode,
-        "replicas": dist.num_replicas,
-        "chief": dist.is_chief,
-        "loss": float(history.history["loss"][-1]),
-    }))
+    for mode in modes:
+        keras.utils.set_random_seed(0)
+        x = np.random.default_rng(0).normal(size=(16, 8, 8, 1)).astype("float32")
+        y = (x.mean(axis=(1, 2, 3)) > 0).astype("int32")
+        with distribution_scope(None if mode == "None" else mode) as dist:
+            model = keras.Sequential([
+                keras.Input((8, 8, 1)),
+                keras.layers.Conv2D(4, 3, activation="relu"),
+                keras.layers.GlobalAveragePooling2D(),
+                keras.layers.Dense(2, activation="softmax"),
+            ])
+            model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+            history = model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        np.savez(f"{out}.{mode}.npz", *model.get_weights())
+        print("RESULT " + json.dumps({
+            "asked": mode,
+            "mode": dist.mode,
+            "replicas": dist.num_replicas,
+            "chief": dist.is_chief,
+            "loss": float(history.history["loss"][-1]),
+        }))
     """
 )
 
@@ -60,20 +63,29 @@ def _env(backend, **extra):
     return env
 
 
-def _result(stdout):
+def _results(stdout):
     lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, stdout
-    return json.loads(lines[-1][len("RESULT "):])
+    return [json.loads(line[len("RESULT "):]) for line in lines]
 
 
-def _train(tmp_path, backend, mode, devices, name="w.npz"):
+def _train(tmp_path, backend, modes, devices, name="w"):
+    """Runs TRAIN_SCRIPT for `modes` in one process: {mode: (result, weights)}."""
     out = tmp_path / name
     proc = subprocess.run(
-        [sys.executable, "-c", TRAIN_SCRIPT, str(mode), str(devices), str(out)],
+        [sys.executable, "-c", TRAIN_SCRIPT, ",".join(modes), str(devices), str(out)],
         env=_env(backend), capture_output=True, text=True, timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return _result(proc.stdout), np.load(out)
+    results = _results(proc.stdout)
+    assert [r["asked"] for r in results] == list(modes), proc.stdout
+    return {r["asked"]: (r, np.load(f"{out}.{r['asked']}.npz")) for r in results}
+
+
+@pytest.fixture(scope="module")
+def tensorflow_runs(tmp_path_factory):
+    """One process with 2 logical CPUs: the single-device reference, mirrored and auto."""
+    return _train(tmp_path_factory.mktemp("tf"), "tensorflow", ("None", "mirrored", "auto"), 2)
 
 
 def _free_ports(n):
@@ -87,27 +99,27 @@ def _free_ports(n):
 
 
 @pytest.mark.slow
-def test_mirrored_on_two_logical_cpus(tmp_path):
-    result, weights = _train(tmp_path, "tensorflow", "mirrored", 2)
+def test_mirrored_on_two_logical_cpus(tensorflow_runs):
+    result, weights = tensorflow_runs["mirrored"]
     assert result["mode"] == "mirrored"
     assert result["replicas"] == 2
     assert np.isfinite(result["loss"])
     # The same global batch on one device gives the same update: mirrored replicas average
     # their gradients over the global batch.
-    single, single_weights = _train(tmp_path, "tensorflow", "None", 1, "single.npz")
-    assert single["replicas"] == 1
+    single, single_weights = tensorflow_runs["None"]
+    assert (single["mode"], single["replicas"]) == (None, 1)
     for key in weights.files:
         np.testing.assert_allclose(weights[key], single_weights[key], atol=1e-5)
 
 
 @pytest.mark.slow
-def test_multi_worker_two_local_processes(tmp_path):
+def test_multi_worker_two_local_processes(tmp_path, tensorflow_runs):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     procs = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         procs.append(subprocess.Popen(
-            [sys.executable, "-c", TRAIN_SCRIPT, "multi_worker", "1", str(tmp_path / f"w{index}.npz")],
+            [sys.executable, "-c", TRAIN_SCRIPT, "multi_worker", "1", str(tmp_path / f"w{index}")],
             env=_env("tensorflow", TF_CONFIG=json.dumps(tf_config)),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         ))
@@ -116,15 +128,15 @@ def test_multi_worker_two_local_processes(tmp_path):
         for proc in procs:
             stdout, stderr = proc.communicate(timeout=300)
             assert proc.returncode == 0, stderr[-3000:]
-            outputs.append(_result(stdout))
+            outputs.extend(_results(stdout))
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
     assert [o["replicas"] for o in outputs] == [2, 2]
     assert [o["chief"] for o in outputs] == [True, False]
-    first, second = (np.load(tmp_path / f"w{i}.npz") for i in range(2))
-    _, single = _train(tmp_path, "tensorflow", "None", 1, "single.npz")
+    first, second = (np.load(tmp_path / f"w{i}.multi_worker.npz") for i in range(2))
+    _, single = tensorflow_runs["None"]
     for key in first.files:
         np.testing.assert_allclose(first[key], second[key], atol=1e-6)
         # Each worker takes half of every global batch; the all-reduced update equals the
@@ -134,17 +146,19 @@ def test_multi_worker_two_local_processes(tmp_path):
 
 @pytest.mark.slow
 def test_jax_data_parallel_on_two_host_devices(tmp_path):
-    result, weights = _train(tmp_path, "jax", "data_parallel", 2)
+    runs = _train(tmp_path, "jax", ("None", "data_parallel"), 2)
+    result, weights = runs["data_parallel"]
     assert result["mode"] == "data_parallel"
     assert result["replicas"] == 2
-    single, single_weights = _train(tmp_path, "jax", "None", 1, "single.npz")
+    single, single_weights = runs["None"]
+    assert (single["mode"], single["replicas"]) == (None, 1)
     for key in weights.files:
         np.testing.assert_allclose(weights[key], single_weights[key], atol=1e-5)
 
 
 @pytest.mark.slow
-def test_auto_picks_by_backend(tmp_path):
-    result, _ = _train(tmp_path, "tensorflow", "auto", 2)
+def test_auto_picks_by_backend(tensorflow_runs):
+    result, _ = tensorflow_runs["auto"]
     assert (result["mode"], result["replicas"]) == ("mirrored", 2)
 
 
