@@ -7,8 +7,12 @@ round by round so load changes hit every contender alike. Prints images/s per fo
 batch, the ratio export / Keras for each, and the best ratio last. Detections are checked
 to match (IoU >= 0.99, scores within 1e-4) before timing.
 
-Default models: SSD300 (300 x 300) and YOLO v1 (448 x 448) at their paper sizes, and the
-CPU recipe `ssd300_shapes`, trained.
+Default models: SSD300 (VGG16, 300 x 300, 21 classes) and YOLO v1 (448 x 448, 20 classes)
+at their paper sizes, built with `build(name)`: random initial weights (speed only; their
+detections are those of an untrained net, printed as such), timed `--paper-rounds` rounds
+(they take seconds an image on a 2-core CPU); and the CPU recipe `ssd300_shapes`, trained,
+timed `--rounds` rounds (as any recipe variant), with its float16 and int8 TFLite exports too. Each export's size
+on disk is printed beside its speed.
 
 Quantization: AP50 on the shapes val split (the recipe's: 160 images at 160 px, seed 0) of
 the trained `ssd300_shapes` as the Keras model and as float32, float16 and int8 TFLite
@@ -21,7 +25,10 @@ the recipe's 30-epoch 0.99, the deltas are what is measured). That model is also
 
     uptime; nice -n 5 python benchmarks/export_inference.py
         [--models ssd300,yolo_v1,ssd300_shapes] [--checkpoint best.keras]
-        [--train-epochs 6] [--rounds 3] [--out /tmp/exports] [--no-ap]
+        [--train-epochs 6] [--rounds 3] [--paper-rounds 2] [--out /tmp/exports] [--no-ap]
+
+A fast end-to-end run (untrained ssd300_shapes, no AP, about a minute):
+    python benchmarks/export_inference.py --models ssd300_shapes --no-ap --rounds 1
 """
 
 import argparse
@@ -51,13 +58,28 @@ def photos(size, count):
 
 
 def load(name, checkpoint):
+    """`(model, where its weights come from)`."""
     import keras
 
     from kerascv_suite.models import build
 
     if name == "ssd300_shapes" and checkpoint:
-        return keras.saving.load_model(checkpoint)
-    return build(name)
+        return keras.saving.load_model(checkpoint), f"trained: {checkpoint}"
+    return build(name), f"random initial weights (build({name!r}); speed only)"
+
+
+def is_recipe(name):
+    """Whether `name` is a CPU recipe variant (`recipes/<name>.yaml`), timed `--rounds`."""
+    from kerascv_suite.models.recipe_variants import RECIPES_DIR
+
+    return (RECIPES_DIR / f"{name}.yaml").is_file()
+
+
+def size_mb(path):
+    """Size on disk of a file or a folder (a SavedModel), in MB."""
+    path = Path(path)
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) / 1e6
 
 
 def train_recipe(folder, epochs):
@@ -77,7 +99,7 @@ def train_recipe(folder, epochs):
 
 def quantization_ap(model, out):
     """AP50 on the shapes val split: Keras, float32 / float16 / int8 TFLite. Returns rows
-    `(name, ap50)`."""
+    `(name, ap50)` and the float16 / int8 export paths `{label: path}`."""
     from kerascv_suite.data import make_shapes
     from kerascv_suite.export import ExportedDetector, export_model
     from kerascv_suite.models import describe
@@ -89,6 +111,8 @@ def quantization_ap(model, out):
     val = make_shapes(160, detector.input_size, seed=0, split="val")
     names = describe(model)["class_names"] or ["circle", "square", "triangle"]
     rows = [("keras", evaluate_detector(detector, val, names, 8).metrics()["ap50"])]
+    print(f"  {'keras':<15} AP50 {rows[0][1]:.4f}")
+    paths = {}
     for quantize in (None, "float16", "int8"):
         start = time.perf_counter()
         path = export_model(model, out / f"ssd300_shapes_{quantize or 'float32'}.tflite",
@@ -97,19 +121,18 @@ def quantization_ap(model, out):
         ap50 = evaluate_detector(ExportedDetector(path), val, names, 8).metrics()["ap50"]
         label = f"tflite {quantize or 'float32'}"
         rows.append((label, ap50))
-        print(f"  {label:<15} AP50 {ap50:.4f}  ({os.path.getsize(path) / 1e6:.2f} MB, "
+        if quantize:
+            paths[label] = path
+        print(f"  {label:<15} AP50 {ap50:.4f}  ({size_mb(path):.2f} MB, "
               f"exported in {seconds:.0f} s)")
-    return rows
+    return rows, paths
 
 
-def timed(function, rounds):
-    function()  # warm-up (graph tracing, allocation)
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def timed(function):
+    """Seconds of one call (the caller has warmed it up: tracing, allocation)."""
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
 
 
 def main():
@@ -121,7 +144,11 @@ def main():
                         help="Epochs of the ssd300_shapes training without --checkpoint.")
     parser.add_argument("--no-ap", action="store_true",
                         help="Skip the quantization AP50 (and the training it needs).")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="Timed rounds (best of) of CPU recipe models (ssd300_shapes).")
+    parser.add_argument("--paper-rounds", type=int, default=2,
+                        help="Timed rounds of the paper-size models (ssd300, yolo_v1: "
+                             "seconds an image).")
     parser.add_argument("--out", default=None, help="Export folder (default: a temp dir).")
     args = parser.parse_args()
 
@@ -131,21 +158,26 @@ def main():
     names = args.models.split(",")
     out = Path(args.out or tempfile.mkdtemp(prefix="kcv_exports_"))
     print(f"uptime: {os.popen('uptime').read().strip()}")
-    checkpoint, ap_rows = args.checkpoint, None
+    checkpoint, ap_rows, quantized = args.checkpoint, None, {}
     if not args.no_ap:
         if checkpoint is None:
             checkpoint = train_recipe(out, args.train_epochs)
         print(f"\nAP50, shapes val split (160 images), ssd300_shapes from {checkpoint}:")
-        ap_rows = quantization_ap(load("ssd300_shapes", checkpoint), out)
+        ap_rows, quantized = quantization_ap(load("ssd300_shapes", checkpoint)[0], out)
     ratios = []
     for name in names:
-        model = load(name, checkpoint)
+        model, weights = load(name, checkpoint)
+        rounds = args.rounds if is_recipe(name) else args.paper_rounds
         detector = Detector(model)
         start = time.perf_counter()
         paths = export_models(model, {f: out / f"{name}{SUFFIX[f]}" for f in FORMATS},
                               overwrite=True)
-        print(f"\n{name} {detector.input_size}: exported in {time.perf_counter() - start:.0f} s")
+        if name == "ssd300_shapes":
+            paths.update(quantized)
+        print(f"\n{name} {detector.input_size}, {weights}: exported in "
+              f"{time.perf_counter() - start:.0f} s; {rounds} timed rounds")
         exports = {f: ExportedDetector(p) for f, p in paths.items()}
+        sizes = {f: size_mb(p) for f, p in paths.items()}
         for batch in (1, 8):
             images = photos(detector.input_size, batch)
             proposals = None
@@ -153,25 +185,30 @@ def main():
                 from kerascv_suite.export import random_inputs
 
                 _, proposals = random_inputs((*detector.input_size, 3), batch, True)
+            # The first calls warm every contender up (tracing, allocation).
             expected = detector.predict(images, proposals)
+            count = np.asarray(expected["num_detections"]).mean()
+            print(f"  batch {batch} keras: {count:.1f} detections an image")
             runs = {"keras": lambda: detector.predict(images, proposals)}
             for f, export in exports.items():
                 got = export.predict(images, proposals)
                 iou, diff, bad = match_detections(expected, got,
                                                   detector.decoder["score_threshold"])
-                print(f"  batch {batch} {f:<11} matches keras: min IoU {iou:.4f}, "
-                      f"score diff {diff:.2g}, {bad} unmatched")
+                note = " (quantized: AP50 measured instead)" if " " in f else ""
+                print(f"  batch {batch} {f:<15} vs keras: min IoU {iou:.4f}, "
+                      f"score diff {diff:.2g}, {bad} unmatched{note}")
                 runs[f] = (lambda e: lambda: e.predict(images, proposals))(export)
             seconds = {k: [] for k in runs}
-            for _ in range(args.rounds):  # interleaved: each round times every contender
+            for _ in range(rounds):  # interleaved: each round times every contender
                 for key, run in runs.items():
-                    seconds[key].append(timed(run, 1))
+                    seconds[key].append(timed(run))
             rate = {k: batch / min(v) for k, v in seconds.items()}
-            for f in FORMATS:
+            for f in exports:
                 ratio = rate[f] / rate["keras"]
-                print(f"  batch {batch} {f:<11} {rate[f]:7.2f} img/s vs keras "
-                      f"{rate['keras']:7.2f} img/s: {ratio:.2f}x")
-                ratios.append((ratio, f"{name} b{batch} {f}", rate[f], rate["keras"]))
+                print(f"  batch {batch} {f:<15} {rate[f]:7.2f} img/s vs keras "
+                      f"{rate['keras']:7.2f} img/s: {ratio:.2f}x  ({sizes[f]:.1f} MB)")
+                ratios.append((ratio, f"{name} b{batch} {f}", rate[f], rate["keras"],
+                               sizes[f]))
     print(f"\nuptime: {os.popen('uptime').read().strip()}")
     if ap_rows:
         base = dict(ap_rows)["tflite float32"]
@@ -182,10 +219,11 @@ def main():
             verdict = "" if goal is None else (
                 f"|d| <= {goal}: {'met' if abs(ap50 - base) <= goal else 'NOT met'}")
             print(f"  {label:<17} {ap50:.4f}  {ap50 - base:+.4f}     {verdict}")
-    print("\nexport / keras images/s (ratio order, best last)")
-    for ratio, label, rate, keras_rate in sorted(ratios):
-        print(f"  {label:<30} {rate:8.2f} vs {keras_rate:8.2f} img/s  {ratio:5.2f}x")
-    ratio, label, _, _ = max(ratios)
+    print("\nexport / keras images/s (ratio order, best last)      size")
+    for ratio, label, rate, keras_rate, mb in sorted(ratios):
+        print(f"  {label:<34} {rate:8.2f} vs {keras_rate:8.2f} img/s  {ratio:5.2f}x  "
+              f"{mb:7.1f} MB")
+    ratio, label = max(ratios)[:2]
     print(f"best export / keras ratio: {ratio:.2f}x ({label}); goal >= 1.5x: "
           f"{'met' if ratio >= 1.5 else 'NOT met'}")
 
