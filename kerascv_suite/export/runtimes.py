@@ -92,7 +92,8 @@ class ExportedModel:
 
         Returns:
             graph exports: a dict of NumPy outputs by name; Keras exports: the output array,
-            or a list of them.
+            or for a model with several outputs a dict of them by output name (the Keras
+            model's output keys for a dict-output model).
         """
         arrays = [np.asarray(a, np.float32) for a in arrays]
         if self.format == "saved_model":
@@ -108,13 +109,13 @@ class ExportedModel:
             names = [i.name for i in self._session.get_inputs()]
             feed = dict(zip(self.input_names if self.is_graph else names, arrays))
             outputs = self._session.run(None, feed)
-            if self.is_graph:
+            if self.is_graph or len(outputs) > 1:
                 return {o.name: v for o, v in zip(self._session.get_outputs(), outputs)}
-            return outputs[0] if len(outputs) == 1 else outputs
-        if self.is_graph:
+            return outputs[0]
+        if self.is_graph or len(self._interpreter.get_output_details()) > 1:
             runner = self._interpreter.get_signature_runner()
-            return {k: np.asarray(v) for k, v in
-                    runner(**dict(zip(self.input_names, arrays))).items()}
+            names = self.input_names if self.is_graph else list(runner.get_input_details())
+            return {k: np.asarray(v) for k, v in runner(**dict(zip(names, arrays))).items()}
         return self._run_tflite(arrays)
 
     def _run_tflite(self, arrays):
@@ -134,6 +135,8 @@ class ExportedModel:
 
 def _as_outputs(outputs):
     if isinstance(outputs, dict):
+        if len(outputs) > 1:
+            return {key: np.asarray(value) for key, value in outputs.items()}
         outputs = list(outputs.values())
     if isinstance(outputs, (list, tuple)):
         outputs = [np.asarray(o) for o in outputs]
@@ -143,8 +146,9 @@ def _as_outputs(outputs):
 
 def load_exported(path, format=None):
     """Reloads an export as a function of NumPy images (and proposals, for Fast R-CNN and
-    R-CNN exports): `predict(images, [proposals])` -> the output array (or list) of a Keras
-    export, or the dict of outputs of a detector / segmenter graph."""
+    R-CNN exports): `predict(images, [proposals])` -> the output array of a Keras export
+    (a dict by output name where it has several), or the dict of outputs of a detector /
+    segmenter graph."""
     return ExportedModel(path, format)
 
 
