@@ -11,8 +11,10 @@ SMALL = {"input_shape": (32, 32, 3), "num_classes": 5}
 
 @pytest.mark.backend
 def test_ensemble_averages_members_and_round_trips():
+    # Two architectures (SqueezeNet 1.0 and 1.1 differ in stem and pooling positions), the
+    # two smallest at this input: the ensemble is what is tested, not its members.
     a = models.build("squeezenet1_1", **SMALL)
-    b = models.build("resnet18", **SMALL)
+    b = models.build("squeezenet1_0", **SMALL)
     model = ensemble([a, b], name="pair")
     x = np.random.default_rng(0).uniform(0, 255, size=(2, 32, 32, 3)).astype("float32")
     expected = (a.predict(x, verbose=0) + b.predict(x, verbose=0)) / 2

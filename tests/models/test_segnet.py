@@ -28,11 +28,15 @@ def test_encoder_is_vgg16s_13_convolutions():
 
 @pytest.mark.backend
 def test_unpooling_uses_the_encoder_switches():
-    model = models.build("segnet", input_shape=(32, 32, 3), num_classes=2, width=0.0625)
+    # Two blocks: upsample1 gets decoder features from below block 2 and must place them with
+    # block 1's switches (a mispairing of encoder and decoder stages fails). One jitted
+    # predict: on jax an eager call compiles every op separately.
+    model = models.build("segnet", input_shape=(32, 32, 3), num_classes=2, width=0.0625,
+                         blocks=2)  # fmt: skip
     probe = keras.Model(model.input, [model.get_layer("block1_conv2_relu").output,
                                       model.get_layer("upsample1").output])  # fmt: skip
     x = np.random.default_rng(0).uniform(0, 255, (1, 32, 32, 3)).astype("float32")
-    features, upsampled = (keras.ops.convert_to_numpy(t) for t in probe(x))
+    features, upsampled = probe.predict(x, verbose=0)
     # Exactly one non-zero per 2x2 window and channel, at the window's maximum.
     nonzero = (upsampled != 0).reshape(1, 16, 2, 16, 2, -1).sum(axis=(2, 4))
     assert nonzero.max() <= 1
