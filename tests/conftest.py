@@ -8,6 +8,8 @@ from pathlib import Path
 import keras
 import pytest
 
+from tests.mlflow_store import copy_store, migrated_store
+
 # ../shared beside the repository: tools/torchvision_cpu loads torchvision (a test reference
 # only) on the project's CPU torch build.
 TORCHVISION_LOADER = Path(__file__).resolve().parents[2] / "shared" / "tools" / \
@@ -59,6 +61,18 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if INTEGRATION_DIR in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory):
+    """A folder holding an MLflow SQLite store migrated once per session (tests/mlflow_store.py)."""
+    return migrated_store(tmp_path_factory.mktemp("mlflow-template"))
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path, mlflow_template):
+    """`sqlite:///<tmp_path>/mlflow.db`: a copy of the migrated store, ready to use."""
+    return copy_store(mlflow_template, tmp_path)
 
 
 @pytest.fixture(scope="session")

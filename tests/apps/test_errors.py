@@ -15,6 +15,8 @@ from click.testing import CliRunner
 from kerascv_suite.apps.cli import main
 from kerascv_suite.apps.errors import to_click_error
 
+from tests.mlflow_store import copy_store
+
 
 def kcv(*args, env=None):
     return CliRunner().invoke(main, [str(a) for a in args], env=env)
@@ -31,9 +33,9 @@ def assert_one_line(result, code, *parts):
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """One sqlite MLflow store for the module (creating its tables is the slow part)."""
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+def store(tmp_path_factory, mlflow_template):
+    """One sqlite MLflow store for the module, a copy of the session's migrated one."""
+    return copy_store(mlflow_template, tmp_path_factory.mktemp("mlflow"))
 
 
 @pytest.fixture(scope="module")

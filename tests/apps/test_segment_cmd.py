@@ -13,6 +13,8 @@ from mlflow.tracking import MlflowClient
 from kerascv_suite.apps.cli import main
 from kerascv_suite.data import decode_image, read_mask, write_image, write_mask
 
+from tests.mlflow_store import copy_store
+
 TINY = ["--model", "unet", "--width", "0.0625", "--image-size", "32", "--batch-size", "8",
         "--shapes-count", "24", "--workers", "0", "--lr", "0.01"]
 
@@ -24,10 +26,10 @@ def _invoke(*args):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, mlflow_template):
     """A tiny U-Net trained 1 epoch, resumed to 2 and registered as `seg-tiny@champion`."""
     root = tmp_path_factory.mktemp("seg")
-    uri = f"sqlite:///{root}/mlflow.db"
+    uri = copy_store(mlflow_template, root)
     mp = pytest.MonkeyPatch()
     mp.chdir(root)
     mp.setenv("MLFLOW_TRACKING_URI", uri)

@@ -43,9 +43,9 @@ def test_bad_options_name_the_value(tmp_path, monkeypatch):
     assert "lenet5" in result.output
 
 
-def test_trains_registers_and_reports(tmp_path, monkeypatch):
+def test_trains_registers_and_reports(tmp_path, monkeypatch, mlflow_uri):
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_uri
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(TINY_FASTER_RCNN)

@@ -43,9 +43,9 @@ def test_bad_options_name_the_value(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "--sigma" in result.output
 
 
-def test_train_resume_register(tmp_path, monkeypatch):
+def test_train_resume_register(tmp_path, monkeypatch, mlflow_uri):
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_uri
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))

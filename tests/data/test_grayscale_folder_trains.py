@@ -12,9 +12,9 @@ from kerascv_suite.data.augment import GrayscaleColourWarning
 
 
 @pytest.mark.slow
-def test_digits_folder_trains_lenet5_one_epoch(tmp_path, monkeypatch):
+def test_digits_folder_trains_lenet5_one_epoch(tmp_path, monkeypatch, mlflow_uri):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
     runner = CliRunner()
     made = runner.invoke(main, ["data", "make", "digits", "dg"])
     assert made.exit_code == 0, made.output

@@ -33,9 +33,10 @@ def write_wide_voc(root):
 
 
 @pytest.mark.slow
-def test_training_metrics_equal_kcv_evaluate_and_detect_names_classes(tmp_path, monkeypatch):
+def test_training_metrics_equal_kcv_evaluate_and_detect_names_classes(tmp_path, monkeypatch,
+                                                                     mlflow_uri):
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_uri
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     voc = write_wide_voc(tmp_path / "voc")
     run_dir = tmp_path / "runs" / "wide"

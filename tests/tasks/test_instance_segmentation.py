@@ -78,11 +78,11 @@ def test_instance_augmenter_moves_masks_with_their_boxes():
         assert out["mask"].max() == len(out["boxes"])
 
 
-def test_mask_rcnn_run_logs_box_and_mask_ap_equal_to_the_evaluate_pipeline(tmp_path):
+def test_mask_rcnn_run_logs_box_and_mask_ap_equal_to_the_evaluate_pipeline(tmp_path, mlflow_uri):
     from kerascv_suite.pipelines.evaluate_detector import DetectorEvalConfig
     from kerascv_suite.pipelines.evaluate_detector import run as evaluate
 
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_uri
     config = load_config(
         model="mask_rcnn_small", data="shapes", shapes_count=8, image_size=64, epochs=1,
         batch_size=4, workers=0, score_threshold=0.0, project=str(tmp_path / "runs"),

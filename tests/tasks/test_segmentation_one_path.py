@@ -16,9 +16,9 @@ TINY = ["--model", "unet", "--width", "0.0625", "--image-size", "32", "--batch-s
 
 
 @pytest.mark.slow
-def test_training_metrics_equal_kcv_evaluate(tmp_path, monkeypatch):
+def test_training_metrics_equal_kcv_evaluate(tmp_path, monkeypatch, mlflow_uri):
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_uri
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     run_dir = tmp_path / "run"
     result = CliRunner().invoke(main, ["train", *TINY, "--run-dir", str(run_dir)])

@@ -19,7 +19,7 @@ MODEL = "nin_cifar"  # small RGB model with a 32x32 reference input
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
+def workdir(tmp_path, monkeypatch, mlflow_uri):
     monkeypatch.chdir(tmp_path)
     make_color_folders(tmp_path / "colors")
     return tmp_path

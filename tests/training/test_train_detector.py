@@ -41,7 +41,7 @@ def _rows(run_dir):
         return list(csv.DictReader(f))
 
 
-def test_trains_resumes_and_logs_validation_ap(tmp_path, monkeypatch):
+def test_trains_resumes_and_logs_validation_ap(tmp_path, monkeypatch, mlflow_uri):
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "runs" / "detect" / "yolo"
     first = run(_config(tmp_path, shapes_count=8, run_dir=str(run_dir)), log=_quiet)
@@ -62,7 +62,7 @@ def test_trains_resumes_and_logs_validation_ap(tmp_path, monkeypatch):
         data.close()
     for key, stat in (("val_ap", "AP"), ("val_ap50", "AP50"), ("val_ap75", "AP75")):
         assert float(rows[1][key]) == pytest.approx(stats[stat], abs=1e-6)
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    client = MlflowClient(mlflow_uri)
     history = client.get_metric_history(result.mlflow_run_id, "val_ap50")
     assert sorted(m.step for m in history) == [1, 2]
     metrics = client.get_run(result.mlflow_run_id).data.metrics
@@ -80,7 +80,7 @@ def test_trains_resumes_and_logs_validation_ap(tmp_path, monkeypatch):
     assert {"boxes", "scores", "classes", "num_detections"} <= set(out)
 
 
-def test_model_with_other_classes_is_an_error(tmp_path, monkeypatch):
+def test_model_with_other_classes_is_an_error(tmp_path, monkeypatch, mlflow_uri):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "five.keras"
     build("yolo_v1_tiny", num_classes=5, input_shape=(64, 64, 3), width=0.25,
@@ -105,7 +105,8 @@ def test_class_ids_are_checked_up_front():
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("model", sorted(PROPOSAL_MODELS))
-def test_proposal_models_train_on_cached_selective_search(model, tmp_path, monkeypatch):
+def test_proposal_models_train_on_cached_selective_search(model, tmp_path, monkeypatch,
+                                                          mlflow_uri):
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "run"
     result = run(_config(tmp_path, model=model, model_options=PROPOSAL_MODELS[model],

@@ -208,11 +208,11 @@ def test_errors_name_the_model_the_weights_and_what_to_do(vgg16_catalog, vgg16_t
 
 
 def test_kcv_train_with_backbone_weights_sets_the_weights_and_their_preprocessing(
-        vgg16_catalog, tmp_path, monkeypatch):
+        vgg16_catalog, tmp_path, monkeypatch, mlflow_uri):
     from kerascv_suite.apps.cli import main
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
     (tmp_path / "segnet.yaml").write_text(yaml.safe_dump({"model_options": {"blocks": 1}}))
     run_dir = tmp_path / "run"
     result = CliRunner().invoke(main, [

@@ -24,12 +24,12 @@ def _photo_folder(root):
 
 
 def test_train_with_catalog_weights_and_a_frozen_backbone(catalog, served, torchvision,
-                                                           tmp_path, monkeypatch):
+                                                           tmp_path, monkeypatch, mlflow_uri):
     module, entry = serve_random_resnet18(torchvision, served[1], seed=7)
     catalog(entry)
     _photo_folder(tmp_path / "photos")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
     run_dir = tmp_path / "run"
     result = CliRunner().invoke(main, [
         "train", "--model", "resnet18", "--data", str(tmp_path / "photos"),
