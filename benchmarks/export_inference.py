@@ -25,7 +25,8 @@ the recipe's 30-epoch 0.99, the deltas are what is measured). That model is also
 
     uptime; nice -n 5 python benchmarks/export_inference.py
         [--models ssd300,yolo_v1,ssd300_shapes] [--checkpoint best.keras]
-        [--train-epochs 6] [--rounds 3] [--paper-rounds 2] [--out /tmp/exports] [--no-ap]
+        [--train-epochs 6] [--rounds 3] [--paper-rounds 2] [--formats saved_model,onnx,tflite]
+        [--out /tmp/exports] [--no-ap]
 
 A fast end-to-end run (untrained ssd300_shapes, no AP, about a minute):
     python benchmarks/export_inference.py --models ssd300_shapes --no-ap --rounds 1
@@ -149,6 +150,9 @@ def main():
     parser.add_argument("--paper-rounds", type=int, default=2,
                         help="Timed rounds of the paper-size models (ssd300, yolo_v1: "
                              "seconds an image).")
+    parser.add_argument("--formats", default=",".join(FORMATS),
+                        help="Export formats to time. YOLO v1 (272 M parameters) needs over "
+                             "20 GB of memory for its TFLite / ONNX conversion.")
     parser.add_argument("--out", default=None, help="Export folder (default: a temp dir).")
     args = parser.parse_args()
 
@@ -156,6 +160,10 @@ def main():
     from kerascv_suite.models.detection.inference import Detector
 
     names = args.models.split(",")
+    formats = args.formats.split(",")
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        parser.error(f"--formats takes {', '.join(FORMATS)}. Received: {', '.join(unknown)}")
     out = Path(args.out or tempfile.mkdtemp(prefix="kcv_exports_"))
     print(f"uptime: {os.popen('uptime').read().strip()}")
     checkpoint, ap_rows, quantized = args.checkpoint, None, {}
@@ -170,7 +178,7 @@ def main():
         rounds = args.rounds if is_recipe(name) else args.paper_rounds
         detector = Detector(model)
         start = time.perf_counter()
-        paths = export_models(model, {f: out / f"{name}{SUFFIX[f]}" for f in FORMATS},
+        paths = export_models(model, {f: out / f"{name}{SUFFIX[f]}" for f in formats},
                               overwrite=True)
         if name == "ssd300_shapes":
             paths.update(quantized)
