@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -75,13 +74,18 @@ if (header) header.scrollIntoView({block: 'start'});
 
 
 def _train(tmp_path, store, name, seed):
-    cmd = [
-        venv_script("kcv"), "train", "--model", "lenet5", "--epochs", "1",
-        "--seed", str(seed), "--workers", "0", "--experiment", EXPERIMENT,
-        "--tracking-uri", store, "--run-dir", str(tmp_path / "runs" / name),
-    ]
-    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # In this process (Keras is loaded here already; a `kcv` process would spend ~10 s on
+    # imports): the same command line through the CLI's entry point.
+    from click.testing import CliRunner
+
+    from kerascv_suite.apps.cli import main
+
+    args = ["train", "--model", "lenet5", "--epochs", "1", "--seed", str(seed),
+            "--workers", "0", "--experiment", EXPERIMENT, "--tracking-uri", store,
+            "--run-dir", str(tmp_path / "runs" / name)]
+    with contextlib.chdir(tmp_path):  # MLflow's artifact root, ./mlruns, as for `kcv` there
+        done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output[-3000:] + repr(done.exception)
 
 
 def _browser(profile):
@@ -97,7 +101,7 @@ def _browser(profile):
 
 
 @pytest.mark.slow
-def test_ui_shows_two_training_runs_side_by_side(tmp_path):
+def test_ui_shows_two_training_runs_side_by_side(tmp_path, mlflow_uri):
     require(shutil.which("chromium") is not None, "Debian's chromium is not installed")
     require(shutil.which("chromedriver") is not None, "Debian's chromium-driver is not installed")
     try:
@@ -109,7 +113,7 @@ def test_ui_shows_two_training_runs_side_by_side(tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    store = f"sqlite:///{tmp_path}/mlflow.db"
+    store = mlflow_uri
     _train(tmp_path, store, "first", seed=1)
     _train(tmp_path, store, "second", seed=2)
     client = MlflowClient(store)
