@@ -19,6 +19,7 @@ from kerascv_suite.export.calibration import calibration_inputs
 from kerascv_suite.export.formats import FORMATS, check_backend, check_format
 from kerascv_suite.export.graph import detector_graph, export_kind, segmenter_graph
 from kerascv_suite.export.metadata import write_metadata
+from kerascv_suite.export.onnx_fixes import install_floor_div_fix
 from kerascv_suite.export.quantize import (check_quantize, float16_options, int8_flatbuffer,
                                            keras_converter_options)
 
@@ -106,14 +107,6 @@ def export_models(model, paths, overwrite=False, raw=False, argmax=False,
     if kind == "detector":
         graph = detector_graph(model, score_threshold, iou_threshold, max_detections,
                                num_proposals)
-        if "onnx" in paths and graph.info["region_based"]:
-            # Measured: the TFLite graph matches Keras, its tf2onnx conversion does not
-            # (scores off by 0.3 on Faster R-CNN), and tf2onnx's TensorFlow frontend
-            # writes an invalid graph for the NMS; refuse rather than write a wrong file.
-            raise ValueError(f"ONNX export of the R-CNN family ({type(model).__name__}) "
-                             "is not supported yet: the converted graph does not give the "
-                             "Keras detections. Export it as saved_model or tflite. "
-                             "Received: format='onnx'")
     else:
         graph = segmenter_graph(model)
     calibration = None
@@ -142,6 +135,24 @@ def _keras_export(model, path, format, options=None):
         # trace its input signature.
         model(np.zeros((1, *(d or 64 for d in model.inputs[0].shape[1:])), "float32"))
     model.export(os.fspath(path), format=FORMATS[format], verbose=False, **(options or {}))
+    if format == "onnx":
+        check_onnx_loads(path, model.name)
+
+
+def check_onnx_loads(path, name):
+    """Removes the ONNX file at `path` and raises ValueError when onnxruntime cannot load
+    it: tf2onnx writes ops it cannot convert as they are (e.g. the grouped convolutions of
+    alexnet_two_tower, MaxPoolingWithArgmax's BitwiseAnd / Bitcast), an invalid graph."""
+    import onnxruntime
+
+    try:
+        onnxruntime.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime's InvalidGraph / Fail name the node
+        Path(path).unlink(missing_ok=True)
+        reason = str(error).splitlines()[0][-200:]
+        raise ValueError(f"tf2onnx cannot convert every op of {name!r} to ONNX (onnxruntime: "
+                         f"{reason}); export it as saved_model or tflite. Received: "
+                         "format='onnx'") from error
 
 
 def write_graph(graph, paths, quantize=None, calibration=None):
@@ -175,6 +186,7 @@ def write_graph(graph, paths, quantize=None, calibration=None):
         # No NMS in this graph (a segmenter): tf2onnx's TensorFlow frontend converts it.
         import tf2onnx
 
+        install_floor_div_fix()
         specs = graph.serve.get_concrete_function().structured_input_signature[0]
         tf2onnx.convert.from_function(graph.serve, input_signature=specs, opset=ONNX_OPSET,
                                       output_path=os.fspath(paths["onnx"]))
@@ -237,6 +249,7 @@ def onnx_from_tflite(source, path, graph):
     import onnx
     import tf2onnx
 
+    install_floor_div_fix()
     tf2onnx.convert.from_tflite(os.fspath(source), opset=ONNX_OPSET,
                                 output_path=os.fspath(path))
     inputs, outputs = tflite_signature_names(source)
@@ -260,5 +273,13 @@ def onnx_from_tflite(source, path, graph):
     ordered = sorted(proto.graph.output, key=lambda v: order.get(v.name, len(order)))
     del proto.graph.output[:]
     proto.graph.output.extend(ordered)
-    onnx.checker.check_model(proto)
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as error:
+        # e.g. RoIAlign's broadcasts become TFL_BROADCAST_ARGS, which has no ONNX op.
+        Path(path).unlink(missing_ok=True)
+        reason = str(error).splitlines()[0][-160:]
+        raise ValueError(f"tf2onnx cannot convert every op of {graph.model.name!r} to ONNX "
+                         f"({reason}); export it as saved_model or tflite. Received: "
+                         "format='onnx'") from error
     onnx.save(proto, os.fspath(path))

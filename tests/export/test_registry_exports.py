@@ -186,3 +186,15 @@ def test_every_representative_exports_and_matches_keras(exports):
     assert set(failed) == set(KNOWN_FAILURES), failed
     for name, text in KNOWN_FAILURES.items():
         assert text in failed[name], (name, failed[name])
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="ONNX is written on the tensorflow backend")
+def test_onnx_it_cannot_convert_is_a_clear_error(tmp_path):
+    from kerascv_suite.export import export_model
+
+    # MaxPoolingWithArgmax's BitwiseAnd / Bitcast have no ONNX conversion in tf2onnx.
+    model = get_spec("segnet").build(**{**get_spec("segnet").test_overrides, "blocks": 1})
+    with pytest.raises(ValueError, match="tf2onnx cannot convert.*saved_model or tflite"):
+        export_model(model, tmp_path / "segnet.onnx", "onnx")
+    assert not (tmp_path / "segnet.onnx").exists()
