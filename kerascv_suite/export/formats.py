@@ -59,3 +59,47 @@ def is_export(ref):
     if path.suffix.lower() in (".onnx", ".tflite"):
         return True
     return path.is_dir() and (path / "saved_model.pb").is_file()
+
+
+# Peak memory of a TFLite conversion (ONNX of a graph goes through it too) ~ a fixed part +
+# a multiple of the float32 weights, measured with this project's converters (TF 2.21,
+# 2026-12-02): a detector graph (decode + NMS, variables frozen into the graph) SSD300 26.3 M
+# parameters 5.2 GB, Faster R-CNN VGG16 137 M > 15 GB, YOLO v1 272 M > 22.4 GB (killed by the
+# OOM killer); Keras' own export of a model VGG16 138 M 4.5 GB.
+CONVERSION_BYTES = {"graph": (2e9, 28), "model": (2e9, 6)}
+
+
+def check_conversion_memory(model, formats, graph=False, available=None):
+    """Raises ValueError, before converting, when a TFLite or ONNX conversion of `model`
+    would need more memory than the machine has available (the converter would be killed by
+    the OOM killer instead): the estimate is `CONVERSION_BYTES` for `graph` (a detector or
+    segmenter graph) or Keras' own export. `available`: bytes, None reads /proc/meminfo
+    (no check where it cannot be read)."""
+    converted = [f for f in formats if f in ("tflite", "onnx")]
+    if not converted:
+        return
+    available = available if available is not None else available_memory()
+    if available is None:
+        return
+    weights = 4 * int(model.count_params())
+    fixed, factor = CONVERSION_BYTES["graph" if graph else "model"]
+    needed = fixed + factor * weights
+    if needed > available:
+        raise ValueError(
+            f"Converting {model.name!r} ({weights / 1e6:.0f} MB of float32 weights) to "
+            f"{' and '.join(converted)} needs about {needed / 1e9:.0f} GB of memory and this "
+            f"machine has {available / 1e9:.1f} GB available; export it as saved_model "
+            "(no conversion), or convert on a machine with more memory. Received: "
+            f"format={converted[0]!r}")
+
+
+def available_memory():
+    """MemAvailable of /proc/meminfo in bytes, or None where there is none."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from kerascv_suite.export.calibration import calibration_inputs
-from kerascv_suite.export.formats import FORMATS, check_backend, check_format
+from kerascv_suite.export.formats import (FORMATS, check_backend, check_conversion_memory,
+                                          check_format)
 from kerascv_suite.export.graph import detector_graph, export_kind, segmenter_graph
 from kerascv_suite.export.metadata import write_metadata
 from kerascv_suite.export.onnx_fixes import install_floor_div_fix
@@ -68,8 +69,9 @@ def export_models(model, paths, overwrite=False, raw=False, argmax=False,
         `{format: Path}` written.
 
     Raises:
-        ValueError: an unknown format, one the current Keras backend cannot write, `raw` on
-            an R-CNN-family detector, `argmax` on a model that is not a segmenter, or
+        ValueError: an unknown format, one the current Keras backend cannot write, a TFLite
+            / ONNX conversion that needs more memory than is available, `raw` on an
+            R-CNN-family detector, `argmax` on a model that is not a segmenter, or
             `quantize` with a format other than tflite.
         FileExistsError: `path` exists and `overwrite` is False.
     """
@@ -81,6 +83,7 @@ def export_models(model, paths, overwrite=False, raw=False, argmax=False,
     kind = export_kind(model, raw=raw, argmax=argmax)
     for format in paths:
         check_backend(format, keras.backend.backend(), graph=kind != "model")
+    check_conversion_memory(model, paths, graph=kind != "model")
     if kind == "model" and not _has_graph(model):
         raise ValueError(f"{type(model).__name__} {model.name!r} has no head-only export "
                          "(it is a subclassed detector whose call already decodes); export "

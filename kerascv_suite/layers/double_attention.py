@@ -86,10 +86,13 @@ class DoubleAttention(BlockLayer):
 def _gather_distribute(a, b, v):
     """`G = A^T softmax_pos(B)`, `Z = softmax_ch(V) G^T` on `(batch, h, w, c)` maps.
 
-    Einsums over the two spatial axes avoid flattening positions, so inputs with unknown
-    height and width work too.
+    Einsums over the two spatial axes avoid flattening positions, and the softmax over
+    positions is written out (`exp(b - max) / sum` over axes 1 and 2) rather than
+    `ops.softmax(b, axis=(1, 2))`, which reshapes with the static shape: inputs with unknown
+    batch, height and width (a traced export) work too.
     """
-    attention_maps = ops.softmax(b, axis=(1, 2))
+    shifted = ops.exp(b - ops.max(b, axis=(1, 2), keepdims=True))
+    attention_maps = shifted / ops.sum(shifted, axis=(1, 2), keepdims=True)
     attention_vectors = ops.softmax(v, axis=-1)
     descriptors = ops.einsum("bhwm,bhwk->bmk", a, attention_maps)
     return ops.einsum("bhwk,bmk->bhwm", attention_vectors, descriptors)

@@ -34,13 +34,6 @@ EXPORTED_HERE = {
 # Exported from a .keras checkpoint, as `kcv export --model best.keras` does (a trained
 # recipe's checkpoint: hourglass_shapes is covered by hourglass).
 FROM_CHECKPOINT = {"hourglass", "lenet5_classic"}
-# Registered models that cannot be exported yet, and the error they give.
-KNOWN_FAILURES = {
-    # layers/double_attention.py's ops.softmax(b, axis=(1, 2)) reshapes with the static
-    # shape, which has no batch size in a traced export: "Failed to convert elements of
-    # (None, 256, -1) to Tensor".
-    "a2_resnet50": "Failed to convert elements of (None",
-}
 # name -> the test file exporting it (in the formats named there).
 EXPORTED_ELSEWHERE = {
     "lenet5": "apps/test_export_cmd.py",
@@ -183,9 +176,7 @@ def exports(tmp_path_factory):
 def test_every_representative_exports_and_matches_keras(exports):
     failed = {name: check for name, check in exports.items()
               if isinstance(check, str) or not check.ok(1e-4)}
-    assert set(failed) == set(KNOWN_FAILURES), failed
-    for name, text in KNOWN_FAILURES.items():
-        assert text in failed[name], (name, failed[name])
+    assert not failed, failed
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
