@@ -7,7 +7,8 @@ says what failed, the file and entry, and what to do:
   (`AnnotationError`, `UnsafePathError`, `BadImageError`, `--strict` refusals), a model file
   that cannot be loaded (`ModelFileError`), an MLflow model or run that does not exist,
   `ValueError` / `FileNotFoundError` that reach the command;
-* runtime failures, exit status 1: a diverged loss, an unreachable tracking store, a full
+* runtime failures, exit status 1: an optional package that is not installed (named with
+  the pip extra that installs it), a diverged loss, an unreachable tracking store, a full
   disk or a read-only run folder (`OSError`), any other MLflow error, and anything else
   (named by its type, with `--debug` for the traceback).
 
@@ -112,6 +113,19 @@ def _os_error(error):
     return click.ClickException(f"{reason}: {where} ({DEBUG_HINT})")
 
 
+# Optional packages (top-level module -> the pyproject extra that installs it).
+EXTRAS = {"onnx": "export", "onnxruntime": "export", "tf2onnx": "export",
+          "ai_edge_litert": "export", "jax": "jax", "jaxlib": "jax", "torch": "torch"}
+
+
+def _missing_extra(error):
+    extra = EXTRAS[error.name.split(".")[0]]
+    return click.ClickException(
+        f"This needs the optional package {error.name.split('.')[0]!r}, which is not "
+        f"installed; install it with `pip install 'kerascv-suite[{extra}]'` (in a checkout: "
+        f"`pip install '.[{extra}]'`)")
+
+
 def _training_error(error):
     return click.ClickException(one_line(error))
 
@@ -123,6 +137,8 @@ _CONVERTERS = (
     (_is_type({"kerascv_suite.training.errors.TrackingUnavailable",
                "kerascv_suite.training.errors.TrainingDiverged"}), _training_error),
     (_is_type({"mlflow.exceptions.MlflowException"}), _mlflow_error),
+    (lambda e: isinstance(e, ModuleNotFoundError)
+     and (e.name or "").split(".")[0] in EXTRAS, _missing_extra),
     (lambda e: isinstance(e, FileExistsError), lambda e: click.ClickException(one_line(e))),
     (lambda e: isinstance(e, OSError), _os_error),
     (lambda e: isinstance(e, ValueError), lambda e: InputError(one_line(e))),

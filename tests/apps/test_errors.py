@@ -168,6 +168,19 @@ def test_error_kinds_map_to_exit_codes():
         .format_message()
 
 
+def test_a_missing_optional_package_names_its_pip_extra():
+    # A plain `pip install .` has no ONNX / LiteRT packages: `kcv export --format onnx` and
+    # `kcv detect --model ssd.onnx` then say which extra to install.
+    missing = to_click_error(ModuleNotFoundError("No module named 'onnx'", name="onnx"))
+    assert missing.exit_code == 1
+    assert missing.format_message() == (
+        "This needs the optional package 'onnx', which is not installed; install it with "
+        "`pip install 'kerascv-suite[export]'` (in a checkout: `pip install '.[export]'`)")
+    assert "[jax]" in to_click_error(ModuleNotFoundError(name="jax.numpy")).format_message()
+    other = to_click_error(ModuleNotFoundError("No module named 'nope'", name="nope"))
+    assert "ModuleNotFoundError" in other.format_message()
+
+
 def test_quiet_start_up_and_exit_code_in_a_real_process(model_files):
     """One process start: TensorFlow is imported (loading the model), no start-up noise is
     printed, the error is one line with exit status 2."""
